@@ -1,0 +1,214 @@
+"""Checkpoints: `model.safetensors` + `config.json` in one folder; nothing is unpickled.
+
+config.json holds the format version, the ModelConfig, the attribute names and counts, the
+training data and options, and metrics. model.safetensors holds tensors only: `G.*` (the
+EMA generator), optionally `D.*`, `E.*`, and `directions` (K, nz).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from models.networks import (
+    ConvEncoder,
+    Discriminator,
+    Encoder,
+    Generator,
+    ModelConfig,
+    build_encoder,
+)
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that is missing, malformed or does not match its config."""
+
+
+@dataclass
+class FaceModel:
+    """Everything the service and the evaluation need: G, D, E and the edit directions."""
+
+    cfg: ModelConfig
+    G: Generator
+    D: Discriminator | None = None
+    E: Encoder | None = None
+    directions: Tensor | None = None  # (K, nz), row i edits attribute_names[i]
+    attribute_names: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # data, options, counts, metrics
+
+    @classmethod
+    def new(cls, cfg: ModelConfig) -> FaceModel:
+        """A randomly initialised model with every part (for tests and the first run)."""
+        return cls(cfg, Generator(cfg), Discriminator(cfg), build_encoder(cfg))
+
+    def to(self, device: torch.device | str) -> FaceModel:
+        for m in (self.G, self.D, self.E):
+            if m is not None:
+                m.to(device)
+        if self.directions is not None:
+            self.directions = self.directions.to(device)
+        return self
+
+    def eval(self) -> FaceModel:
+        for m in (self.G, self.D, self.E):
+            if m is not None:
+                m.eval().requires_grad_(False)
+        return self
+
+    def direction(self, name: str) -> Tensor:
+        if self.directions is None or name not in self.attribute_names:
+            raise KeyError(name)
+        return self.directions[self.attribute_names.index(name)]
+
+
+def save_checkpoint(path: str | Path, model: FaceModel, half: bool = False) -> Path:
+    """Write model.safetensors (fp16 when `half`) and config.json into folder `path`."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, Tensor] = {}
+    for prefix, module in (("G", model.G), ("D", model.D), ("E", model.E)):
+        if module is not None:
+            tensors.update(_prefixed(prefix, module))
+    if model.directions is not None:
+        tensors["directions"] = model.directions
+    dtype = torch.float16
+    tensors = {
+        k: (v.to(dtype) if half and v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in tensors.items()
+    }
+    config = {
+        "format_version": FORMAT_VERSION,
+        "model": asdict(model.cfg),
+        "parts": [p for p, m in (("G", model.G), ("D", model.D), ("E", model.E)) if m is not None],
+        "attribute_names": model.attribute_names,
+        **model.meta,
+    }
+    tmp = path / (WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(path / WEIGHTS)  # atomic: a reader never sees half a file
+    (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def _prefixed(prefix: str, module: nn.Module) -> dict[str, Tensor]:
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """config.json of a checkpoint folder, checked for format and model dimensions."""
+    cfg_path = Path(path) / CONFIG
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{path}: no {CONFIG} (is this a checkpoint folder?)")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({e})") from e
+    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{cfg_path}: format_version {config.get('format_version') if isinstance(config, dict) else None!r}"
+            f" is not supported (expected {FORMAT_VERSION})"
+        )
+    return config
+
+
+def model_config(config: dict[str, Any]) -> ModelConfig:
+    known = {f.name for f in fields(ModelConfig)}
+    raw = config.get("model")
+    if not isinstance(raw, dict) or set(raw) - known:
+        raise CheckpointError(f"config 'model' must be an object with keys from {sorted(known)}")
+    try:
+        return ModelConfig(**raw)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"config 'model' is invalid: {e}") from e
+
+
+def load_checkpoint(
+    path: str | Path, device: torch.device | str = "cpu", parts: tuple[str, ...] = ("G", "D", "E")
+) -> FaceModel:
+    """Rebuild a FaceModel from a folder, in eval mode, fp32; any mismatch is a CheckpointError."""
+    path = Path(path)
+    config = read_config(path)
+    cfg = model_config(config)
+    try:
+        tensors = load_file(str(path / WEIGHTS), device="cpu")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no {WEIGHTS}") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path / WEIGHTS}: not a valid safetensors file ({e})") from e
+
+    def part(prefix: str, module: nn.Module) -> nn.Module:
+        state = {
+            k[len(prefix) + 1 :]: v.float() if v.is_floating_point() else v
+            for k, v in tensors.items()
+            if k.startswith(prefix + ".")
+        }
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: weights of {prefix} do not match config: {e}") from e
+        return module
+
+    if not any(k.startswith("G.") for k in tensors):
+        raise CheckpointError(f"{path}: has no generator weights (G.*)")
+    model = FaceModel(cfg, part("G", Generator(cfg)))  # type: ignore[arg-type]
+    saved = config.get("parts", [])
+    if "D" in parts and "D" in saved:
+        model.D = part("D", Discriminator(cfg))  # type: ignore[assignment]
+    if "E" in parts and "E" in saved:
+        model.E = part("E", build_encoder(cfg))  # type: ignore[assignment]
+    names = config.get("attribute_names", [])
+    if "directions" in tensors:
+        d = tensors["directions"].float()
+        if d.dim() != 2 or d.shape != (len(names), cfg.nz):
+            raise CheckpointError(
+                f"{path}: directions have shape {tuple(d.shape)}, expected ({len(names)}, {cfg.nz})"
+            )
+        model.directions = d
+        model.attribute_names = list(names)
+    model.meta = {
+        k: v for k, v in config.items() if k not in ("format_version", "model", "parts", "attribute_names")
+    }
+    return model.to(device).eval()
+
+
+def optimizer_state(optim: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, Tensor], str]:
+    """Flatten an optimiser's state into safetensors tensors plus its param groups as JSON."""
+    sd = optim.state_dict()
+    tensors = {
+        f"{prefix}.{pid}.{k}": (v if isinstance(v, Tensor) else torch.tensor(v))
+        for pid, st in sd["state"].items()
+        for k, v in st.items()
+    }
+    return tensors, json.dumps(sd["param_groups"])
+
+
+def load_optimizer_state(
+    optim: torch.optim.Optimizer, tensors: dict[str, Tensor], prefix: str, groups: str
+) -> None:
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + "."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    optim.load_state_dict({"state": state, "param_groups": json.loads(groups)})
+
+
+__all__ = [
+    "CheckpointError",
+    "ConvEncoder",
+    "FaceModel",
+    "load_checkpoint",
+    "read_config",
+    "save_checkpoint",
+]

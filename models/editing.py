@@ -1,0 +1,127 @@
+"""The pure tensor math of editing: attribute edits, interpolation, optimised edits.
+
+No I/O here: the service and the evaluation both call these functions on tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from models.losses import l1, l2
+
+ProgressFn = Callable[[int, int, float], None]  # (step, total steps, mean objective)
+
+
+def apply_edit(z: Tensor, directions: Tensor, strengths: Tensor) -> Tensor:
+    """z + sum_i s_i * v_i.
+
+    z: (B, nz); directions: (K, nz); strengths: (K,) shared by the batch or (B, K).
+    """
+    if directions.shape[-1] != z.shape[-1]:
+        raise ValueError(f"directions have size {directions.shape[-1]}, latents {z.shape[-1]}")
+    s = strengths.to(z.dtype)
+    if s.dim() == 1:
+        s = s.expand(z.shape[0], -1)
+    return z + s @ directions.to(z.dtype)
+
+
+def lerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
+    """Linear interpolation: (nz,), (nz,), (T,) -> (T, nz)."""
+    t = t.to(z0.dtype)[:, None]
+    return (1 - t) * z0 + t * z1
+
+
+def slerp(z0: Tensor, z1: Tensor, t: Tensor, eps: float = 1e-6) -> Tensor:
+    """Spherical interpolation (Shoemake 1985), which keeps Gaussian latents at a typical norm.
+
+    Falls back to lerp where z0 and z1 are (anti)parallel and the great circle is undefined.
+    """
+    cos = torch.dot(z0 / z0.norm(), z1 / z1.norm()).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    if omega.abs() < eps or (torch.pi - omega).abs() < eps:
+        return lerp(z0, z1, t)
+    t = t.to(z0.dtype)[:, None]
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * z0 + (torch.sin(t * omega) / so) * z1
+
+
+@dataclass(frozen=True)
+class OptimizeOptions:
+    """Options of the optimised edit (Zhu et al. 2016); bounds are checked by the callers."""
+
+    steps: int = 100
+    lr: float = 0.05
+    lambda1: float = 0.01  # weight of ||z - z0||^2 (stay near the start)
+    lambda2: float = 0.01  # weight of the discriminator's realism logit
+    loss: str = "l2"  # pixel loss U: "l2" or "l1"
+
+
+def objective(
+    G: nn.Module,
+    D: nn.Module,
+    z: Tensor,
+    z0: Tensor,
+    target: Tensor,
+    opts: OptimizeOptions,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Per-sample U(G(z), target) + lambda1 ||z - z0||^2 - lambda2 D(G(z)); shape (B,)."""
+    img = G(z)
+    pixel = (l1 if opts.loss == "l1" else l2)(img, target, mask)
+    prior = ((z - z0) ** 2).mean(1)  # mean over nz so lambda1 does not depend on latent size
+    return pixel + opts.lambda1 * prior - opts.lambda2 * D(img)
+
+
+def optimize_latent(
+    G: nn.Module,
+    D: nn.Module,
+    z0: Tensor,
+    target: Tensor,
+    opts: OptimizeOptions = OptimizeOptions(),
+    mask: Tensor | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[Tensor, list[float]]:
+    """z* = argmin_z U(G(z), target) + lambda1 ||z - z0||^2 - lambda2 D(G(z)), from z = z0.
+
+    z0: (B, nz), usually E(x) or an attribute edit of it; target: (B, nc, S, S) in [-1, 1];
+    mask: optional (B or 1, 1, S, S) pixel weights for U. G and D stay frozen (eval mode,
+    no parameter gradients). Returns z* (B, nz) and the mean objective before each step
+    and after the last (steps + 1 values).
+    """
+    z0 = z0.detach()
+    z = z0.clone().requires_grad_(True)
+    optim = torch.optim.Adam([z], lr=opts.lr)
+    history: list[float] = []
+    with _frozen(G), _frozen(D):
+        for step in range(opts.steps):
+            loss = objective(G, D, z, z0, target, opts, mask).sum()
+            history.append(loss.item() / z.shape[0])
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            if progress is not None:
+                progress(step + 1, opts.steps, history[-1])
+        with torch.no_grad():
+            history.append(objective(G, D, z, z0, target, opts, mask).mean().item())
+    return z.detach(), history
+
+
+class _frozen:
+    """Context: module in eval mode with gradients off for its parameters; restored after."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __enter__(self) -> None:
+        self.training = self.module.training
+        self.flags = [p.requires_grad for p in self.module.parameters()]
+        self.module.eval().requires_grad_(False)
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.train(self.training)
+        for p, flag in zip(self.module.parameters(), self.flags, strict=True):
+            p.requires_grad_(flag)

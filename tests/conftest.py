@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny generated CelebA-layout folders and tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
+    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
+    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
+    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
+    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split()
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def make_celeba(root: Path, n: int = 48, size: tuple[int, int] = (89, 109), identities: bool = True) -> Path:
+    """A CelebA-layout folder of n synthetic faces: a skin ellipse, eyes, and a mouth that
+    curves up when 'Smiling' and hair that is yellow when 'Blond_Hair'."""
+    (root / "img_align_celeba").mkdir(parents=True)
+    # one generator per image, so image i is the same face in folders of any size
+    rngs = [np.random.default_rng(i) for i in range(n)]
+    labels = np.stack([r.random(len(CELEBA_ATTRIBUTES)) < 0.5 for r in rngs])
+    w, h = size
+    sx, sy = w / 178, h / 218
+    for i in range(n):
+        im = Image.new("RGB", size, tuple(int(v) for v in rngs[i].integers(0, 255, 3)))
+        d = ImageDraw.Draw(im)
+        hair = (230, 200, 80) if labels[i, CELEBA_ATTRIBUTES.index("Blond_Hair")] else (60, 40, 30)
+        d.ellipse([40 * sx, 40 * sy, 138 * sx, 120 * sy], fill=hair)
+        d.ellipse([45 * sx, 60 * sy, 133 * sx, 190 * sy], fill=(220, 180, 150))
+        for ex in (69, 108):
+            d.ellipse([(ex - 6) * sx, 106 * sy, (ex + 6) * sx, 116 * sy], fill=(30, 30, 30))
+        smile = labels[i, CELEBA_ATTRIBUTES.index("Smiling")]
+        d.arc([72 * sx, (140 if smile else 150) * sy, 106 * sx, 162 * sy], 0 if smile else 180, 180 if smile else 360, fill=(150, 30, 40), width=2)
+        im.save(root / "img_align_celeba" / f"{i + 1:06d}.jpg", quality=90)
+    rows = [f"{i + 1:06d}.jpg " + " ".join("1" if v else "-1" for v in labels[i]) for i in range(n)]
+    (root / "list_attr_celeba.txt").write_text(f"{n}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(rows) + "\n")
+    (root / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg 0\n" for i in range(n)))
+    if identities:
+        (root / "identity_CelebA.txt").write_text("".join(f"{i + 1:06d}.jpg {i // 2}\n" for i in range(n)))
+    return root
+
+
+@pytest.fixture(scope="session")
+def celeba_half(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_celeba(tmp_path_factory.mktemp("celeba_half"), size=(89, 109))
+
+
+@pytest.fixture(scope="session")
+def celeba_full(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_celeba(tmp_path_factory.mktemp("celeba_full"), n=24, size=(178, 218), identities=False)
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none found): skipped visibly")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

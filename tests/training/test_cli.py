@@ -1,0 +1,63 @@
+"""End to end: gan -> encoder -> attributes -> classifier -> evaluate on a tiny data set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from models import load_checkpoint
+from training.__main__ import main
+
+TINY = ["--ngf", "4", "--ndf", "4", "--nz", "8", "--batch", "8", "--device", "cpu"]
+
+
+def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--data", str(celeba_half), "--cache-dir", str(tmp_path / "cache")]
+    runs = tmp_path / "runs"
+    assert main(["gan", *common, *TINY, "--kimg", "0.032", "--snapshot-every", "2", "--outdir", str(runs)]) == 0
+    (gan_run,) = runs.iterdir()
+    assert json.loads((gan_run / "options.json").read_text())["ngf"] == 4
+    assert Image.open(gan_run / "loss.png").size[0] > 100
+    assert (gan_run / "samples-000004.png").is_file()
+
+    # resume continues from step 4 to step 8 in the same folder
+    assert main(["gan", *common, *TINY, "--kimg", "0.064", "--snapshot-every", "2", "--outdir", str(runs), "--resume", str(gan_run)]) == 0
+    assert (gan_run / "samples-000008.png").is_file() and len(list(runs.iterdir())) == 1
+    assert load_checkpoint(gan_run / "checkpoint").meta["training"]["step"] == 8
+
+    enc_args = ["--batch", "8", "--device", "cpu", "--kimg", "0.016", "--snapshot-every", "1", "--outdir", str(runs)]
+    assert main(["encoder", *common, "--gan", str(gan_run / "checkpoint"), "--loss", "l2+ssim", *enc_args]) == 0
+    enc_run = next(p for p in runs.iterdir() if "encoder" in p.name)
+    assert (enc_run / "reconstructions-000002.png").is_file()
+
+    ckpt = enc_run / "checkpoint"
+    assert main(["attributes", *common, "--checkpoint", str(ckpt), "--device", "cpu"]) == 0
+    model = load_checkpoint(ckpt)
+    assert model.directions is not None and model.directions.shape == (40, 8)
+    assert sum(model.meta["attributes"]["Smiling"][k] for k in ("with", "without")) > 0
+
+    clf = tmp_path / "clf"
+    assert main(["classifier", *common, "--out", str(clf), "--width", "4", "--kimg", "0.016", "--batch", "8", "--device", "cpu"]) == 0
+    report = tmp_path / "report.json"
+    assert main(["evaluate", *common, "--checkpoint", str(ckpt), "--classifier", str(clf), "--out", str(report), "--opt-steps", "3", "--device", "cpu"]) == 0
+    r = json.loads(report.read_text())
+    assert set(r["edits"]) == {"Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young"}
+    for e in r["edits"].values():
+        assert 0 <= e["target_reached"] <= 1 and 0 <= e["others_unchanged_mean"] <= 1
+    assert r["reconstruction"]["encoder"]["ssim"] <= 1
+    assert "| Smiling |" in report.with_suffix(".md").read_text()
+    assert (tmp_path / "report-examples.png").is_file()
+
+
+def test_bad_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gan", "--data", "x", "--image-size", "96"]) == 2
+    assert "image_size" in capsys.readouterr().err
+    assert main(["encoder", "--data", "x", "--gan", "y", "--loss", "vgg"]) == 2
+
+
+def test_dry_run_prints_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gan", "--data", "somewhere", "--kimg", "5", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["kimg"] == 5.0

@@ -1,0 +1,1 @@
+"""Training of the face model: data, DCGAN, encoders, attribute directions, evaluation."""

@@ -1,0 +1,94 @@
+"""Command line: `python -m training {gan,encoder,attributes,classifier,evaluate,bench} ...`.
+
+Each command's options are one frozen dataclass; its fields become the flags, so the
+options written into a run folder are exactly what ran. `--dry-run` prints and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from training.gan import GanOptions, train_gan
+
+COMMANDS: dict[str, tuple[type, Callable[[Any], object], str]] = {
+    "gan": (GanOptions, train_gan, "train the DCGAN generator and discriminator"),
+}
+
+
+def _register() -> None:
+    from training.attributes import AttributeOptions, compute_attributes
+    from training.bench import BenchOptions, run_bench
+    from training.classifier import ClassifierOptions, train_classifier
+    from training.encoder import EncoderOptions, train_encoder
+    from training.evaluate import EvaluateOptions, evaluate
+
+    COMMANDS.update(
+        {
+            "encoder": (EncoderOptions, train_encoder, "train an encoder E against a frozen G"),
+            "attributes": (AttributeOptions, compute_attributes, "one latent direction per attribute"),
+            "classifier": (ClassifierOptions, train_classifier, "attribute classifier used by evaluate"),
+            "evaluate": (EvaluateOptions, evaluate, "reconstruction and edit-quality report"),
+            "bench": (BenchOptions, run_bench, "training throughput against a reference step"),
+        }
+    )
+
+
+def _arg_type(tp: Any) -> tuple[Callable[[str], Any], bool]:
+    """The parser for a field's type, and whether it is optional (None allowed)."""
+    args = typing.get_args(tp)
+    optional = type(None) in args
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        tp = next(a for a in args if a is not type(None))
+    if typing.get_origin(tp) is tuple:
+        inner = typing.get_args(tp)[0]
+        return (lambda s: tuple(inner(v) for v in s.split(",") if v)), optional
+    return tp, optional
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (options_cls, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        hints = typing.get_type_hints(options_cls)
+        for f in dataclasses.fields(options_cls):
+            parse, _ = _arg_type(hints[f.name])
+            flag = "--" + f.name.replace("_", "-")
+            if f.default is dataclasses.MISSING:
+                p.add_argument(flag, type=parse, required=True, dest=f.name)
+            elif hints[f.name] is bool:
+                p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, dest=f.name)
+            else:
+                p.add_argument(flag, type=parse, default=f.default, dest=f.name, help=f"default: {f.default}")
+        p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    args = vars(build_parser().parse_args(argv))
+    command, dry_run = args.pop("command"), args.pop("dry_run")
+    options_cls, fn, _ = COMMANDS[command]
+    try:
+        options = options_cls(**args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if dry_run:
+        print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()}, indent=2))
+        return 0
+    result = fn(options)
+    print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

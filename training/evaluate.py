@@ -1,0 +1,164 @@
+"""`python -m training evaluate`: reconstruction and edit quality on held-out faces.
+
+Reconstruction: L2, L1 (images in [-1, 1]) and SSIM of G(E(x)) and of G(z*) after the
+optimised inversion started from E(x). Edits: for each attribute, every face is pushed
+towards the opposite of its label (z +- s * v); the attribute classifier judges whether
+the target is reached and whether each other attribute keeps its reconstruction's value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.checkpoint import load_checkpoint
+from models.editing import OptimizeOptions, optimize_latent
+from models.losses import l1, l2, ssim
+from training.classifier import load_classifier
+from training.data import load_celeba, to_model_input
+from training.plots import save_grid
+from training.runs import pick_device
+
+TARGET_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young")
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    data: Path
+    checkpoint: Path
+    classifier: Path
+    out: Path = Path("report.json")
+    attributes: tuple[str, ...] = TARGET_ATTRIBUTES
+    strength: float | None = None  # default: the checkpoint's default_strength
+    n_faces: int = 256
+    opt_steps: int = 100
+    lambda1: float = 0.01
+    lambda2: float = 0.001
+    batch: int = 64
+    max_images: int | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_faces < 1 or self.opt_steps < 0 or self.batch < 1:
+            raise ValueError("need n_faces >= 1, opt_steps >= 0, batch >= 1")
+
+
+def evaluate(opts: EvaluateOptions) -> Path:
+    device = pick_device(opts.device)
+    model = load_checkpoint(opts.checkpoint, device)
+    if model.E is None or model.D is None or model.directions is None:
+        raise ValueError(f"{opts.checkpoint}: evaluate needs G, D, E and the attribute directions")
+    clf, clf_meta = load_classifier(opts.classifier, device)
+    names = list(model.attribute_names)
+    unknown = [a for a in opts.attributes if a not in names]
+    if unknown:
+        raise ValueError(f"unknown attributes {unknown}; known: {names}")
+    if clf_meta["names"] != names:
+        raise ValueError("the classifier and the checkpoint disagree on the attribute list")
+    data = load_celeba(opts.data, model.cfg.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir)
+    idx = data.val_idx[: opts.n_faces]
+    images, labels = data.tensor(), torch.from_numpy(data.attributes.labels)
+    strength = opts.strength if opts.strength is not None else float(model.meta.get("default_strength", 1.0))
+    opt = OptimizeOptions(steps=opts.opt_steps, lambda1=opts.lambda1, lambda2=opts.lambda2)
+    G, D, E = model.G, model.D, model.E
+
+    rec_sums: dict[str, dict[str, float]] = {"encoder": {}, "optimized": {}}
+    reached = {a: 0 for a in opts.attributes}
+    kept = {a: torch.zeros(len(names)) for a in opts.attributes}
+    sheet: list[torch.Tensor] = []
+    for i in tqdm(range(0, len(idx), opts.batch), desc="evaluate", unit="batch"):
+        sel = torch.from_numpy(idx[i : i + opts.batch])
+        x = to_model_input(images[sel], device)
+        with torch.no_grad():
+            z = E(x)
+            rec = G(z)
+        z_opt, _ = optimize_latent(G, D, z, x, opt) if opts.opt_steps else (z, [])
+        with torch.no_grad():
+            rec_opt = G(z_opt)
+            for key, r in (("encoder", rec), ("optimized", rec_opt)):
+                for name, fn in (("l2", l2), ("l1", l1), ("ssim", ssim)):
+                    rec_sums[key][name] = rec_sums[key].get(name, 0.0) + fn(r, x).sum().item()
+            base = clf(rec) > 0  # (B, K): attributes of the unedited reconstruction
+            edits = []
+            for a in opts.attributes:
+                k = names.index(a)
+                has = labels[sel, k].to(device).bool()
+                sign = torch.where(has, -1.0, 1.0)  # push each face to the other side
+                edited = G(z + (sign * strength)[:, None] * model.directions[k])
+                pred = clf(edited) > 0
+                reached[a] += int((pred[:, k] == ~has).sum())
+                kept[a] += (pred == base).float().sum(0).cpu()
+                edits.append(edited)
+            if not sheet:
+                n = min(8, len(x))
+                sheet = [t for j in range(n) for t in (x[j], rec[j], rec_opt[j], *(e[j] for e in edits))]
+    n = len(idx)
+    report = _report(opts, strength, n, names, rec_sums, reached, kept, model.meta)
+    out = Path(opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
+    save_grid(torch.stack(sheet), out.with_name(out.stem + "-examples.png"), nrow=3 + len(opts.attributes))
+    print(markdown(report))
+    return out
+
+
+def _report(
+    opts: EvaluateOptions,
+    strength: float,
+    n: int,
+    names: list[str],
+    rec_sums: dict[str, dict[str, float]],
+    reached: dict[str, int],
+    kept: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    edits = {}
+    for a in opts.attributes:
+        rates = kept[a] / n
+        others = {b: float(rates[j]) for j, b in enumerate(names) if b != a}
+        worst = min(others, key=others.__getitem__)
+        edits[a] = {
+            "target_reached": reached[a] / n,
+            "others_unchanged_mean": float(np.mean(list(others.values()))),
+            "others_unchanged_min": others[worst],
+            "worst_other": worst,
+            "others_unchanged_at_least_90pct": sum(v >= 0.9 for v in others.values()) / len(others),
+        }
+    return {
+        "faces": n,
+        "strength": strength,
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "reconstruction": {k: {m: v / n for m, v in d.items()} for k, d in rec_sums.items()},
+        "edits": edits,
+        "checkpoint_training": meta.get("training", {}),
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    r = report["reconstruction"]
+    lines = [
+        f"Held-out faces: {report['faces']}, edit strength {report['strength']}",
+        "",
+        "| reconstruction | L2 | L1 | SSIM |",
+        "|---|---|---|---|",
+        *(f"| {k} | {v['l2']:.4f} | {v['l1']:.4f} | {v['ssim']:.4f} |" for k, v in r.items()),
+        "",
+        "| edit | target reached | others unchanged (mean) | others >= 90% unchanged | worst other |",
+        "|---|---|---|---|---|",
+    ]
+    for a, e in report["edits"].items():
+        lines.append(
+            f"| {a} | {e['target_reached']:.1%} | {e['others_unchanged_mean']:.1%} | "
+            f"{e['others_unchanged_at_least_90pct']:.0%} | {e['worst_other']} ({e['others_unchanged_min']:.1%}) |"
+        )
+    return "\n".join(lines) + "\n"
