@@ -1,0 +1,132 @@
+"""Encode, edit, interpolate and generate faces."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from app.api.deps import EditorDep
+from app.schemas import EditItem, EditResponse, EncodeResponse, GeneratedFace, GenerateResponse, InterpolateResponse
+from app.services.errors import InvalidParameter
+from app.services.images import data_url, gif_bytes, png_bytes, strip
+
+router = APIRouter(tags=["faces"])
+PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+ERRORS = {
+    404: {"description": "unknown or expired id"},
+    413: {"description": "upload or image too large"},
+    415: {"description": "not an image"},
+    422: {"description": "no face, damaged image or invalid parameter"},
+}
+FileDep = Annotated[UploadFile | None, File(description="a photo (JPEG, PNG, WebP...)")]
+
+
+@router.post("/encode", response_model=EncodeResponse, responses=ERRORS)
+async def encode(
+    editor: EditorDep,
+    file: Annotated[UploadFile, File(description="a photo (JPEG, PNG, WebP...)")],
+    face: Annotated[int, Query(ge=0, le=99, description="which face, largest first")] = 0,
+    aligned: Annotated[bool, Query(description="the upload is already an aligned face crop")] = False,
+) -> EncodeResponse:
+    """Find the face, align it, and return its latent id, z and reconstruction."""
+    data = await file.read()
+    enc = await run_in_threadpool(editor.encode_upload, data, face, aligned)
+    return EncodeResponse(
+        latent_id=enc.latent_id,
+        z=enc.z,
+        face_box=list(enc.face_box) if enc.face_box else None,
+        faces_found=enc.faces_found,
+        aligned=data_url(png_bytes(enc.aligned)),
+        reconstruction=data_url(png_bytes(enc.reconstruction)),
+    )
+
+
+def parse_edits(attributes: list[str], strengths: list[str], default: float) -> list[tuple[str, float]]:
+    """Repeated parameters or one JSON list each; one strength applies to every attribute."""
+
+    def expand(values: list[str]) -> list[str]:
+        if len(values) == 1 and values[0].strip().startswith("["):
+            try:
+                parsed = json.loads(values[0])
+            except json.JSONDecodeError as e:
+                raise InvalidParameter(f"not a valid JSON list: {values[0][:80]!r}") from e
+            if not isinstance(parsed, list):
+                raise InvalidParameter("expected a JSON list")
+            return [str(v) for v in parsed]
+        return values
+
+    names = expand(attributes)
+    try:
+        values = [float(s) for s in expand(strengths)]
+    except ValueError as e:
+        raise InvalidParameter(f"strength must be a number: {e}") from e
+    if not values:
+        values = [default] * len(names)
+    elif len(values) == 1:
+        values = values * len(names)
+    elif len(values) != len(names):
+        raise InvalidParameter(f"{len(names)} attributes but {len(values)} strengths; give one strength or one per attribute")
+    return list(zip(names, values, strict=True))
+
+
+@router.post("/edit", responses={**PNG, **ERRORS}, response_model=EditResponse)
+async def edit(
+    editor: EditorDep,
+    file: FileDep = None,
+    latent_id: Annotated[str | None, Query(max_length=64, description="an id from /encode or /generate")] = None,
+    attribute: Annotated[list[str], Query(description="attribute name; repeat it, or send a JSON list")] = [],  # noqa: B006
+    strength: Annotated[list[str], Query(description="one per attribute, or one for all (default: the model's)")] = [],  # noqa: B006
+    paste: Annotated[bool, Query(description="blend the edited face back into the uploaded photo")] = False,
+    format: Annotated[Literal["png", "json"], Query()] = "png",
+    face: Annotated[int, Query(ge=0, le=99)] = 0,
+    aligned: Annotated[bool, Query()] = False,
+) -> Response | EditResponse:
+    """Edit a face's attributes: z + sum s_i v_i, rendered by G."""
+    default = float(editor.engine.model.meta.get("default_strength", 1.0))
+    edits = parse_edits(attribute, strength, default)
+    editor.check_edits(edits)
+    if file is not None:
+        latent_id = (await run_in_threadpool(editor.encode_upload, await file.read(), face, aligned)).latent_id
+    elif latent_id is None:
+        raise InvalidParameter("send an image file or a latent_id")
+    image = await run_in_threadpool(editor.edit, latent_id, edits, paste)
+    png = png_bytes(image)
+    if format == "png":
+        return Response(png, media_type="image/png", headers={"X-Latent-Id": latent_id})
+    return EditResponse(image=data_url(png), edits=[EditItem(attribute=a, strength=s) for a, s in edits], pasted=paste)
+
+
+@router.get("/interpolate", responses={200: {"content": {"image/png": {}, "image/gif": {}}}, 404: ERRORS[404], 422: ERRORS[422]}, response_model=InterpolateResponse)
+async def interpolate(
+    editor: EditorDep,
+    from_id: Annotated[str, Query(alias="from", max_length=64)],
+    to_id: Annotated[str, Query(alias="to", max_length=64)],
+    steps: Annotated[int, Query(ge=2, le=32)] = 8,
+    method: Annotated[Literal["slerp", "linear"], Query()] = "slerp",
+    format: Annotated[Literal["png", "gif", "json"], Query()] = "png",
+) -> Response | InterpolateResponse:
+    """Frames between two encoded faces, as a PNG strip, an animated GIF or JSON."""
+    frames = await run_in_threadpool(editor.interpolate, from_id, to_id, steps, method)
+    if format == "png":
+        return Response(png_bytes(strip(frames)), media_type="image/png")
+    if format == "gif":
+        return Response(gif_bytes(frames), media_type="image/gif")
+    return InterpolateResponse(method=method, frames=[data_url(png_bytes(f)) for f in frames])
+
+
+@router.get("/generate", responses={**PNG, 422: ERRORS[422]}, response_model=GenerateResponse)
+async def generate(
+    editor: EditorDep,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    n: Annotated[int, Query(ge=1, le=16)] = 4,
+    format: Annotated[Literal["png", "json"], Query()] = "png",
+) -> Response | GenerateResponse:
+    """Random faces G(z), z ~ N(0, I) from the seed; each gets a latent id to edit."""
+    images, ids = await run_in_threadpool(editor.generate, seed, n)
+    if format == "png":
+        return Response(png_bytes(strip(images)), media_type="image/png")
+    return GenerateResponse(faces=[GeneratedFace(latent_id=i, image=data_url(png_bytes(im))) for i, im in zip(ids, images, strict=True)])

@@ -1,0 +1,81 @@
+"""Assembles the FastAPI app: settings, model, store, job runner, routes, page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import torch
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.formparsers import MultiPartParser
+
+from app.api.deps import require_api_key
+from app.api.routes import faces, jobs, meta
+from app.middleware import BodySizeLimit
+from app.services.editor import Editor
+from app.services.engine import Engine
+from app.services.errors import ServiceError
+from app.services.store import make_store
+from app.settings import Settings, get_settings
+from worker.runner import CeleryRunner, JobRunner, LocalRunner
+
+STATIC = Path(__file__).parent / "static"
+
+
+def build_editor(settings: Settings) -> Editor:
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    engine = Engine.from_checkpoint(str(settings.checkpoint), settings.device, settings.batch_max, settings.batch_wait_ms)
+    store = make_store(settings.redis_url)
+    runner: JobRunner = CeleryRunner(settings) if settings.redis_url else LocalRunner(engine, store, settings)
+    return Editor(engine, store, runner, settings)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    # Multipart uploads stay in memory (never spooled to disk); their size is capped below.
+    MultiPartParser.spool_max_size = settings.max_upload_bytes + 1
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.editor = build_editor(settings)
+        yield
+        app.state.editor.runner.close()
+        app.state.editor.engine.close()
+
+    app = FastAPI(
+        title="Face editing service",
+        description="Edit faces in the latent space of a DCGAN: encode, edit attributes, interpolate, "
+        "and optimised edits with a realism term (Zhu et al. 2016).",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    protected = [Depends(require_api_key)]
+    for router in (faces.router, jobs.router, meta.router):
+        app.include_router(router, dependencies=protected)
+    app.include_router(meta.health_router)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code)
+
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def page() -> FileResponse:
+            return FileResponse(STATIC / "index.html")
+
+    if settings.cors_origins:  # closed by default: no cross-origin browser access
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["X-API-Key"])
+    # multipart framing adds a little to the file itself
+    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + 64 * 1024)
+    return app
+
+
+app = create_app()

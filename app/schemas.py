@@ -1,0 +1,100 @@
+"""Request and response schemas of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from worker.jobs import Status
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class EncodeResponse(BaseModel):
+    latent_id: str = Field(description="opaque, unguessable id of the encoded face; expires with its TTL")
+    z: list[float] = Field(description="the latent vector E(x)")
+    face_box: list[int] | None = Field(description="x, y, width, height of the face in the photo")
+    faces_found: int
+    aligned: str = Field(description="the aligned face crop the model sees, as a PNG data URL")
+    reconstruction: str = Field(description="G(E(x)) as a PNG data URL")
+
+
+class EditItem(BaseModel):
+    attribute: str = Field(examples=["Smiling"])
+    strength: float = Field(examples=[1.0])
+
+
+class EditResponse(BaseModel):
+    image: str = Field(description="PNG data URL of the edited face, or of the whole photo with paste=true")
+    edits: list[EditItem]
+    pasted: bool
+
+
+class InterpolateResponse(BaseModel):
+    method: Literal["slerp", "linear"]
+    frames: list[str] = Field(description="PNG data URLs, from the first face to the second")
+
+
+class OptimizedEditRequest(BaseModel):
+    latent_id: str = Field(description="the encoded face to edit (its z = E(x) is the start z0)")
+    edits: list[EditItem] = Field(default=[], max_length=8, description="attribute edits applied to z0 first")
+    target_id: str | None = Field(None, description="encoded face whose aligned image is the pixel target; default: the face itself")
+    steps: int = Field(100, ge=1, le=500)
+    lambda1: float = Field(0.01, ge=0, le=10, description="weight of ||z - z0||^2")
+    lambda2: float = Field(0.001, ge=0, le=10, description="weight of the discriminator's realism term")
+    lr: float = Field(0.05, gt=0, le=1)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: Status
+    status_url: str
+    result_url: str
+
+
+class JobStatus(BaseModel):
+    id: str
+    status: Status
+    progress: float = Field(ge=0, le=1)
+    step: int
+    steps: int
+    error: str | None
+    created_at: float
+    updated_at: float
+
+
+class AttributeInfo(BaseModel):
+    name: str
+    description: str
+    with_count: int | None = Field(description="training faces labelled with the attribute")
+    without_count: int | None = Field(description="training faces labelled without it")
+
+
+class AttributesResponse(BaseModel):
+    attributes: list[AttributeInfo]
+    default_strength: float
+    max_strength: float
+
+
+class GeneratedFace(BaseModel):
+    latent_id: str
+    image: str
+
+
+class GenerateResponse(BaseModel):
+    faces: list[GeneratedFace]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    ready: bool
+    model: str
+    image_size: int
+    queue: Literal["embedded", "redis"]
+    queue_reachable: bool

@@ -1,0 +1,120 @@
+"""The loaded face model, with concurrent forward passes merged into one batch.
+
+Requests call `encode` / `render` from any thread; a single batching thread collects what
+arrives within `batch_wait_ms` (up to `batch_max` items), runs one forward pass per kind,
+and hands each caller its rows. With batch_wait_ms = 0 calls run directly under a lock.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.checkpoint import FaceModel, load_checkpoint
+
+_STOP = object()
+
+
+@dataclass
+class _Request:
+    kind: str  # "encode": faces (B, S, S, 3) uint8 -> z; "render": z (B, nz) -> images
+    data: Tensor
+    future: Future[Tensor] = field(default_factory=Future)
+
+
+class Engine:
+    def __init__(self, model: FaceModel, batch_max: int = 16, batch_wait_ms: float = 2.0) -> None:
+        if model.E is None or model.directions is None:
+            raise ValueError("the service needs a checkpoint with an encoder and attribute directions")
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.device = next(model.G.parameters()).device
+        self.batch_max, self.wait_s = batch_max, batch_wait_ms / 1000
+        self._lock = threading.Lock()  # one forward pass at a time: the CPU threads are shared
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        if self.wait_s > 0:
+            self._thread = threading.Thread(target=self._loop, name="engine-batcher", daemon=True)
+            self._thread.start()
+
+    @classmethod
+    def from_checkpoint(cls, path: str, device: str = "cpu", batch_max: int = 16, batch_wait_ms: float = 2.0) -> Engine:
+        return cls(load_checkpoint(path, device), batch_max, batch_wait_ms)
+
+    @property
+    def image_size(self) -> int:
+        return self.cfg.image_size
+
+    @property
+    def attribute_names(self) -> list[str]:
+        return self.model.attribute_names
+
+    # --- the two forward passes -------------------------------------------------------
+
+    def encode(self, faces: np.ndarray) -> Tensor:
+        """Aligned faces (B, S, S, 3) uint8 -> latents (B, nz) on the CPU."""
+        return self._submit("encode", torch.from_numpy(np.ascontiguousarray(faces)))
+
+    def render(self, z: Tensor) -> np.ndarray:
+        """Latents (B, nz) -> faces (B, S, S, 3) uint8."""
+        x = self._submit("render", z.float().cpu())
+        return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+    @torch.inference_mode()
+    def _forward(self, kind: str, data: Tensor) -> Tensor:
+        data = data.to(self.device)
+        if kind == "encode":
+            x = data.permute(0, 3, 1, 2).float().div(127.5).sub(1)
+            assert self.model.E is not None
+            return self.model.E(x).cpu()
+        return self.model.G(data).cpu()
+
+    def _submit(self, kind: str, data: Tensor) -> Tensor:
+        if self._thread is None:
+            with self._lock:
+                return self._forward(kind, data)
+        req = _Request(kind, data)
+        self._queue.put(req)
+        return req.future.result()
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            pending: list[_Request] = [first]  # type: ignore[list-item]
+            rows = len(first.data)  # type: ignore[attr-defined]
+            try:
+                while rows < self.batch_max:
+                    item = self._queue.get(timeout=self.wait_s)
+                    if item is _STOP:
+                        self._queue.put(_STOP)
+                        break
+                    pending.append(item)  # type: ignore[arg-type]
+                    rows += len(item.data)  # type: ignore[attr-defined]
+            except queue.Empty:
+                pass
+            for kind in ("encode", "render"):
+                group = [r for r in pending if r.kind == kind]
+                if not group:
+                    continue
+                try:
+                    with self._lock:
+                        out = self._forward(kind, torch.cat([r.data for r in group]))
+                    for r, part in zip(group, out.split([len(r.data) for r in group]), strict=True):
+                        r.future.set_result(part)
+                except Exception as e:  # noqa: BLE001 - every caller must hear about it
+                    for r in group:
+                        r.future.set_exception(e)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout=5)
+            self._thread = None

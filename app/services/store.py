@@ -1,0 +1,83 @@
+"""Short-lived storage for latents, uploaded photos and job records: Redis or memory.
+
+Keys expire with their TTL in both. Nothing is written to disk by the service itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import redis
+
+from app.services.errors import Unavailable
+
+
+class Store(Protocol):
+    def put(self, key: str, value: bytes, ttl_s: int) -> None: ...
+    def get(self, key: str) -> bytes | None: ...
+    def delete(self, key: str) -> None: ...
+    def ping(self) -> bool: ...
+
+
+class MemoryStore:
+    """The embedded default: a dict with expiry, safe across threads."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, value: bytes, ttl_s: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._data[key] = (now + ttl_s, value)
+            if len(self._data) % 256 == 0:  # sweep now and then so memory stays bounded
+                self._data = {k: v for k, v in self._data.items() if v[0] > now}
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None or item[0] <= time.monotonic():
+                self._data.pop(key, None)
+                return None
+            return item[1]
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def ping(self) -> bool:
+        return True
+
+
+class RedisStore:
+    """Redis with short timeouts: a Redis that is down gives a 503 at once, never a hang."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, retry_on_timeout=False)
+
+    def _call(self, fn, *args):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args)
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            raise Unavailable("the job store (Redis) is unreachable; try again shortly") from e
+
+    def put(self, key: str, value: bytes, ttl_s: int) -> None:
+        self._call(self.client.set, key, value, ttl_s)
+
+    def get(self, key: str) -> bytes | None:
+        return self._call(self.client.get, key)  # type: ignore[no-any-return]
+
+    def delete(self, key: str) -> None:
+        self._call(self.client.delete, key)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+
+
+def make_store(redis_url: str | None) -> Store:
+    return RedisStore(redis_url) if redis_url else MemoryStore()

@@ -1,0 +1,57 @@
+"""The one Settings object: read from FACEEDIT_* environment variables, validated once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACEEDIT_", env_file=".env", extra="ignore")
+
+    checkpoint: Path = ROOT / "checkpoints" / "celeba64"
+    device: str = "cpu"
+    torch_threads: int = Field(0, ge=0, description="0 = torch's default")
+    # None: embedded mode (in-memory store, jobs in a local thread pool inside the API)
+    redis_url: str | None = None
+    api_key: str | None = None
+    cors_origins: list[str] = []
+
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(40_000_000, ge=4096)  # decoded width * height
+    latent_ttl_s: int = Field(3600, ge=10)
+    result_ttl_s: int = Field(3600, ge=10)
+
+    max_strength: float = Field(5.0, gt=0)
+    max_edits: int = Field(8, ge=1)
+    max_interpolation_steps: int = Field(32, ge=2)
+    max_generate: int = Field(16, ge=1)
+    max_opt_steps: int = Field(500, ge=1)
+    max_lambda: float = Field(10.0, gt=0)
+
+    max_queue: int = Field(100, ge=1)  # queued + running optimised edits before 429
+    local_workers: int = Field(1, ge=1)
+    job_time_limit_s: int = Field(300, ge=5)
+    job_max_retries: int = Field(3, ge=0)
+
+    batch_max: int = Field(16, ge=1)  # requests merged into one forward pass
+    batch_wait_ms: float = Field(2.0, ge=0)  # 0 disables batching
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return v
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,94 @@
+"""Job records and the task code of the optimised edit, shared by Celery and the local pool.
+
+A job is a JSON record in the store (`job:<id>`), created by the API before it is queued;
+the task reads its inputs by key, writes progress into the record, and puts the result
+PNG under `result:<id>`. Tasks get ids and keys, never image bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+from app.services.engine import Engine
+from app.services.images import decode_image, png_bytes
+from app.services.store import Store
+from models.editing import OptimizeOptions, apply_edit, optimize_latent
+
+Status = Literal["queued", "running", "succeeded", "failed"]
+
+
+class JobRecord(BaseModel):
+    id: str
+    status: Status = "queued"
+    progress: float = 0.0
+    step: int = 0
+    steps: int
+    error: str | None = None
+    attempts: int = 0
+    created_at: float
+    updated_at: float
+    params: dict[str, Any]
+
+
+def job_key(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+def result_key(job_id: str) -> str:
+    return f"result:{job_id}"
+
+
+def read_job(store: Store, job_id: str) -> JobRecord | None:
+    raw = store.get(job_key(job_id))
+    return None if raw is None else JobRecord.model_validate_json(raw)
+
+
+def write_job(store: Store, job: JobRecord, ttl_s: int) -> None:
+    job.updated_at = time.time()
+    store.put(job_key(job.id), job.model_dump_json().encode(), ttl_s)
+
+
+def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) -> None:
+    """Run one optimised edit: z* from E(x) (+ attribute edits) towards the target image."""
+    job = read_job(store, job_id)
+    if job is None or job.status == "succeeded":
+        return  # expired, or a redelivered message of a job that already finished
+    p = job.params
+    job.status, job.attempts, job.step, job.progress = "running", job.attempts + 1, 0, 0.0
+    write_job(store, job, ttl_s)
+    try:
+        latent = store.get(f"latent:{p['latent_id']}")
+        target_png = store.get(f"face:{p.get('target_id') or p['latent_id']}")
+        if latent is None or target_png is None:
+            raise LookupError("the face to edit expired before the job ran; encode it again")
+        z = torch.tensor(json.loads(latent)["z"], dtype=torch.float32)[None]
+        names = engine.attribute_names
+        if p["edits"]:
+            k = [names.index(e["attribute"]) for e in p["edits"]]
+            s = torch.tensor([e["strength"] for e in p["edits"]])
+            z = apply_edit(z, engine.model.directions[k].cpu(), s)  # type: ignore[index]
+        target = torch.from_numpy(decode_image(target_png, 10**8).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+        opts = OptimizeOptions(steps=p["steps"], lr=p["lr"], lambda1=p["lambda1"], lambda2=p["lambda2"])
+        last = [0.0]
+
+        def progress(step: int, total: int, _objective: float) -> None:
+            if time.monotonic() - last[0] > 0.25 or step == total:  # throttle store writes
+                last[0] = time.monotonic()
+                job.step, job.progress = step, step / total
+                write_job(store, job, ttl_s)
+
+        device = engine.device
+        assert engine.model.D is not None
+        z_opt, _ = optimize_latent(engine.model.G, engine.model.D, z.to(device), target.to(device), opts, progress=progress)
+        img = engine.render(z_opt.cpu())[0]
+        store.put(result_key(job_id), png_bytes(np.ascontiguousarray(img)), ttl_s)
+        job.status, job.progress, job.step = "succeeded", 1.0, opts.steps
+    except Exception as e:  # noqa: BLE001 - the job record says what went wrong
+        job.status, job.error = "failed", f"{type(e).__name__}: {e}"
+    write_job(store, job, ttl_s)
