@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    import torch
 
 CELEBA_ATTRIBUTES = (
     "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
@@ -70,3 +74,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def calibrate_batchnorm(G: torch.nn.Module) -> None:
+    """Running BatchNorm statistics from one batch, so a fresh G in eval mode is not ~constant."""
+    import torch
+
+    for m in G.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average: one batch sets the statistics
+    with torch.no_grad():
+        G.train()(torch.randn(64, G.cfg.nz))
+    G.eval()
+
+
+def make_tiny_checkpoint(path: Path) -> Path:
+    """A randomly initialised tiny model with all 40 directions, for fast service tests."""
+    import torch
+
+    from models import FaceModel, ModelConfig, save_checkpoint
+
+    torch.manual_seed(0)
+    m = FaceModel.new(ModelConfig.tiny(encoder="conv"))
+    calibrate_batchnorm(m.G)
+    m.directions = torch.randn(len(CELEBA_ATTRIBUTES), m.cfg.nz)
+    m.attribute_names = list(CELEBA_ATTRIBUTES)
+    m.meta = {"default_strength": 1.0, "attributes": {a: {"with": 10, "without": 20} for a in CELEBA_ATTRIBUTES}}
+    return save_checkpoint(path, m)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_checkpoint"))
+
+
+@pytest.fixture(scope="session")
+def photos() -> Path:
+    path = SHARED / "photos"
+    if not path.is_dir():
+        pytest.skip("../shared/data/photos is not beside the project")
+    return path

@@ -113,6 +113,7 @@ def paste(photo: np.ndarray, face_img: np.ndarray, matrix: np.ndarray) -> np.nda
     axes = (int(size * 0.36), int(size * 0.46))
     cv2.ellipse(mask, centre, axes, 0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), size * 0.05)
+    mask[mask < 0.02] = 0  # no faint halo over the rest of the photo
     inv = cv2.invertAffineTransform(matrix)
     back = cv2.warpAffine(face_img, inv, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     m = cv2.warpAffine(mask, inv, (w, h), flags=cv2.INTER_LINEAR)[..., None]

@@ -6,6 +6,7 @@ import torch
 from models.editing import OptimizeOptions, apply_edit, lerp, objective, optimize_latent, slerp
 from models.losses import LOSSES, get_loss, l1, l2, ssim
 from models.networks import Discriminator, Generator, ModelConfig
+from tests.conftest import calibrate_batchnorm
 
 
 def test_edit_is_identity_at_strength_zero_and_linear() -> None:
@@ -41,20 +42,11 @@ def test_slerp_of_parallel_vectors_falls_back_to_lerp() -> None:
     assert torch.allclose(slerp(z, 2 * z, torch.tensor([0.5]))[0], 1.5 * z)
 
 
-def _calibrated(G: Generator) -> Generator:
-    """BatchNorm running statistics from one batch, so the eval-mode G is not ~constant."""
-    for m in G.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None  # cumulative average: one batch sets the statistics
-    with torch.no_grad():
-        G.train()(torch.randn(64, G.cfg.nz))
-    return G.eval()
-
-
 def test_optimisation_lowers_its_objective_and_reports_progress() -> None:
     torch.manual_seed(0)
     cfg = ModelConfig.tiny(ngf=16)
-    G, D = _calibrated(Generator(cfg)), Discriminator(cfg).eval()
+    G, D = Generator(cfg), Discriminator(cfg).eval()
+    calibrate_batchnorm(G)
     with torch.no_grad():
         target = G(torch.randn(2, cfg.nz))  # reachable: the image of another latent
     z0 = torch.randn(2, cfg.nz)

@@ -1,0 +1,261 @@
+"""The HTTP API on a tiny model, in the embedded mode (no Redis)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+
+def _img(content: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(content)).convert("RGB"))
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _encode(client: TestClient, path: Path, **params: Any) -> dict[str, Any]:
+    r = client.post("/encode", files={"file": (path.name, path.read_bytes())}, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_encode_finds_and_aligns_the_face(client: TestClient, photos: Path) -> None:
+    body = _encode(client, photos / "astronaut.png")
+    assert body["faces_found"] == 1 and len(body["z"]) == 8
+    x, y, w, h = body["face_box"]
+    assert 150 < x < 220 and 40 < y < 110 and 60 < w < 140  # her face, in the 512 x 512 photo
+    assert len(body["latent_id"]) >= 20
+    for key in ("aligned", "reconstruction"):
+        png = body[key].split(",", 1)[1]
+        import base64
+
+        assert Image.open(io.BytesIO(base64.b64decode(png))).size == (64, 64)
+
+
+def test_encode_picks_the_requested_face(client: TestClient, photos: Path) -> None:
+    first = _encode(client, photos / "group.jpg")
+    second = _encode(client, photos / "group.jpg", face=1)
+    assert first["faces_found"] >= 2
+    a, b = first["face_box"], second["face_box"]
+    assert a != b and a[2] * a[3] >= b[2] * b[3]  # largest first
+    r = client.post("/encode", files={"file": ("g.jpg", (photos / "group.jpg").read_bytes())}, params={"face": 50})
+    assert r.status_code == 422 and "face(s)" in r.json()["detail"]
+
+
+def test_edit_at_strength_zero_is_the_reconstruction(client: TestClient, photos: Path) -> None:
+    body = _encode(client, photos / "astronaut.png")
+    import base64
+
+    rec = _img(base64.b64decode(body["reconstruction"].split(",", 1)[1]))
+    r = client.post("/edit", params={"latent_id": body["latent_id"], "attribute": "Smiling", "strength": 0})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert np.array_equal(_img(r.content), rec)
+    r2 = client.post("/edit", params={"latent_id": body["latent_id"], "attribute": "Smiling", "strength": 3})
+    assert not np.array_equal(_img(r2.content), rec)
+
+
+def test_several_attributes_repeated_or_as_json_list(client: TestClient, photos: Path) -> None:
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+    repeated = client.post("/edit", params=[("latent_id", lid), ("attribute", "Male"), ("strength", "1.5"), ("attribute", "Young"), ("strength", "-1")])
+    as_json = client.post("/edit", params={"latent_id": lid, "attribute": json.dumps(["Male", "Young"]), "strength": "[1.5, -1]"})
+    only_male = client.post("/edit", params={"latent_id": lid, "attribute": "Male", "strength": 1.5})
+    assert repeated.status_code == as_json.status_code == 200
+    assert repeated.content == as_json.content != only_male.content
+    j = client.post("/edit", params={"latent_id": lid, "attribute": "Male", "format": "json"}).json()
+    assert j["edits"] == [{"attribute": "Male", "strength": 1.0}] and j["image"].startswith("data:image/png;base64,")
+
+
+def test_edit_an_upload_directly_and_paste_it_back(client: TestClient, photos: Path) -> None:
+    data = (photos / "astronaut.png").read_bytes()
+    r = client.post("/edit", files={"file": ("a.png", data)}, params={"attribute": "Smiling", "paste": True})
+    assert r.status_code == 200
+    out, photo = _img(r.content), np.asarray(Image.open(photos / "astronaut.png").convert("RGB"))
+    assert out.shape == photo.shape
+    diff = np.abs(out.astype(int) - photo.astype(int)).sum(2)
+    assert diff[:25].max() == 0 and diff[-100:].max() == 0  # outside the aligned crop: untouched
+    assert diff[90:160, 190:260].mean() > 5  # the face itself changed
+    lid = r.headers["x-latent-id"]
+    assert client.post("/edit", params={"latent_id": lid, "attribute": "Male"}).status_code == 200
+
+
+def test_aligned_upload_skips_detection(client: TestClient) -> None:
+    face = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)  # no face to detect
+    assert client.post("/encode", files={"file": ("f.png", _png(face))}).status_code == 422
+    r = client.post("/encode", files={"file": ("f.png", _png(face))}, params={"aligned": True})
+    assert r.status_code == 200 and r.json()["face_box"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "text"),
+    [
+        ({"attribute": "Moustache_Wax"}, 422, "valid names"),
+        ({"attribute": "Male", "strength": 99}, 422, "strength must be within"),
+        ({"attribute": "Male", "strength": "nan"}, 422, "strength"),
+        ({"attribute": "Male", "strength": "lots"}, 422, "number"),
+        ({"attribute": ["Male", "Young", "Bald"], "strength": [1, 2]}, 422, "3 attributes but 2"),
+        ({"attribute": "[not json"}, 422, "JSON"),
+        ({"latent_id": "doesnotexist", "attribute": "Male"}, 404, "unknown or expired"),
+        ({"attribute": "Male", "format": "tiff"}, 422, ""),
+    ],
+)
+def test_edit_errors(client: TestClient, photos: Path, params: dict[str, Any], status: int, text: str) -> None:
+    params = {"latent_id": _encode(client, photos / "astronaut.png")["latent_id"], **params}
+    r = client.post("/edit", params=params)
+    assert r.status_code == status, r.text
+    assert text in r.text
+    if "valid names" in text:
+        assert "Smiling" in r.json()["valid"]
+
+
+def test_edit_needs_an_image_or_a_latent(client: TestClient) -> None:
+    r = client.post("/edit", params={"attribute": "Male"})
+    assert r.status_code == 422 and "latent_id" in r.json()["detail"]
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels: tiny file, huge image."""
+    raw = zlib.compress(b"\x00" * (width // 8 + 1) * 8)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + tag + data + zlib.crc32(tag + data).to_bytes(4, "big")
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def test_bad_uploads(make_client: Any, photos: Path) -> None:
+    client = make_client(max_upload_bytes=200_000)
+    jpeg = (photos / "messi5.jpg").read_bytes()
+    cases = [
+        (b"", 415, "empty"),
+        (b"%PDF-1.4 definitely not a photo", 415, "not an image"),
+        (jpeg[: len(jpeg) // 3], 422, "damaged or truncated"),
+        (_bomb_png(30_000, 30_000), 413, "pixels"),
+        (b"\xff" * 300_000, 413, "larger than the limit"),
+        (_png(np.full((300, 300, 3), 128, np.uint8)), 422, "no face"),
+    ]
+    for data, status, text in cases:
+        r = client.post("/encode", files={"file": ("upload.jpg", data)})
+        assert r.status_code == status, (text, r.text)
+        assert text in r.json()["detail"]
+    # the service still works after all that
+    assert client.post("/encode", files={"file": ("m.jpg", jpeg)}).status_code == 200
+
+
+def test_interpolation_formats(client: TestClient, photos: Path) -> None:
+    a = _encode(client, photos / "astronaut.png")["latent_id"]
+    b = _encode(client, photos / "messi5.jpg")["latent_id"]
+    r = client.get("/interpolate", params={"from": a, "to": b, "steps": 5})
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (5 * 64, 64)
+    gif = Image.open(io.BytesIO(client.get("/interpolate", params={"from": a, "to": b, "steps": 5, "format": "gif"}).content))
+    assert gif.format == "GIF" and gif.n_frames == 8  # forth and back
+    frames = client.get("/interpolate", params={"from": a, "to": b, "steps": 3, "method": "linear", "format": "json"}).json()["frames"]
+    assert len(frames) == 3
+    assert client.get("/interpolate", params={"from": a, "to": b, "steps": 1000}).status_code == 422
+    assert client.get("/interpolate", params={"from": a, "to": b, "method": "cubic"}).status_code == 422
+    assert client.get("/interpolate", params={"from": a, "to": "gone"}).status_code == 404
+
+
+def _wait(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/jobs/{job_id}").json()
+        if body["status"] in ("succeeded", "failed"):
+            return body  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def test_optimized_edit_job(client: TestClient, photos: Path) -> None:
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+    r = client.post("/edits/optimized", json={"latent_id": lid, "edits": [{"attribute": "Smiling", "strength": 1}], "steps": 10})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] == "queued" and job["result_url"] == f"/jobs/{job['job_id']}/result"
+    done = _wait(client, job["job_id"])
+    assert done["status"] == "succeeded" and done["progress"] == 1.0 and done["step"] == 10
+    img = client.get(job["result_url"])
+    assert img.status_code == 200 and Image.open(io.BytesIO(img.content)).size == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"steps": 10_000}, 422),
+        ({"lambda1": -1}, 422),
+        ({"lambda2": 100}, 422),
+        ({"lr": 0}, 422),
+        ({"edits": [{"attribute": "Wings", "strength": 1}]}, 422),
+        ({"edits": [{"attribute": "Male", "strength": 50}]}, 422),
+        ({"latent_id": "nope"}, 404),
+        ({"target_id": "nope"}, 404),
+    ],
+)
+def test_optimized_edit_refuses_bad_requests(client: TestClient, photos: Path, body: dict[str, Any], status: int) -> None:
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+    assert client.post("/edits/optimized", json={"latent_id": lid, **body}).status_code == status
+
+
+def test_unknown_jobs_are_404(client: TestClient) -> None:
+    assert client.get("/jobs/unknown").status_code == 404
+    assert client.get("/jobs/unknown/result").status_code == 404
+
+
+def test_full_queue_answers_429(make_client: Any, photos: Path) -> None:
+    client = make_client(max_queue=1, local_workers=1)
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+    first = client.post("/edits/optimized", json={"latent_id": lid, "steps": 500})
+    assert first.status_code == 202
+    second = client.post("/edits/optimized", json={"latent_id": lid, "steps": 5})
+    assert second.status_code == 429 and "limit" in second.json()["detail"]
+    early = client.get(first.json()["result_url"])
+    assert early.status_code in (200, 409)  # 409 while it runs; the job is not lost
+    assert _wait(client, first.json()["job_id"])["status"] == "succeeded"
+    assert client.post("/edits/optimized", json={"latent_id": lid, "steps": 5}).status_code == 202
+
+
+def test_attributes_generate_health(client: TestClient) -> None:
+    attrs = client.get("/attributes").json()
+    assert len(attrs["attributes"]) == 40 and attrs["max_strength"] == 5.0
+    smiling = next(a for a in attrs["attributes"] if a["name"] == "Smiling")
+    assert smiling["description"] == "adds a smile (negative: a neutral mouth)" and smiling["with_count"] == 10
+    strip = client.get("/generate", params={"n": 3, "seed": 1})
+    assert Image.open(io.BytesIO(strip.content)).size == (3 * 64, 64)
+    assert strip.content == client.get("/generate", params={"n": 3, "seed": 1}).content  # seeded
+    faces = client.get("/generate", params={"n": 2, "format": "json"}).json()["faces"]
+    assert client.post("/edit", params={"latent_id": faces[0]["latent_id"], "attribute": "Male"}).status_code == 200
+    paste = client.post("/edit", params={"latent_id": faces[0]["latent_id"], "attribute": "Male", "paste": True})
+    assert paste.status_code == 422 and "uploaded photo" in paste.json()["detail"]
+    assert client.get("/generate", params={"n": 0}).status_code == 422
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["ready"] and ready["queue"] == "embedded"
+
+
+def test_api_key_protects_every_route(make_client: Any) -> None:
+    client = make_client(api_key="s3cret")
+    for method, url in [("GET", "/attributes"), ("GET", "/ready"), ("GET", "/generate"), ("POST", "/edit"),
+                        ("GET", "/jobs/x"), ("POST", "/edits/optimized"), ("GET", "/interpolate")]:
+        assert client.request(method, url).status_code == 401, url
+    assert client.get("/attributes", headers={"X-API-Key": "wrong"}).status_code == 401
+    assert client.get("/attributes", headers={"X-API-Key": "s3cret"}).status_code == 200
+
+
+def test_cors_is_closed_by_default(client: TestClient, make_client: Any) -> None:
+    pre = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    assert "access-control-allow-origin" not in client.options("/edit", headers=pre).headers
+    opened = make_client(cors_origins=["https://app.example"])
+    r = opened.options("/edit", headers={**pre, "Origin": "https://app.example"})
+    assert r.headers["access-control-allow-origin"] == "https://app.example"
