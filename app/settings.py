@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     local_workers: int = Field(1, ge=1)
     job_time_limit_s: int = Field(300, ge=5)
     job_max_retries: int = Field(3, ge=0)
+    # A job whose worker died is handed to another worker after this long unacknowledged.
+    job_visibility_timeout_s: int | None = Field(None, ge=1, description="default: job_time_limit_s + 30")
 
     batch_max: int = Field(16, ge=1)  # requests merged into one forward pass
     batch_wait_ms: float = Field(2.0, ge=0)  # 0 disables batching
