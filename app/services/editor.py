@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.attributes import describe
+from app.attributes import ORDER, describe
 from app.services import faces
 from app.services.engine import Engine
 from app.services.errors import InvalidParameter, NotFound, NotReady
@@ -129,8 +129,8 @@ class Editor:
         counts = self.engine.model.meta.get("attributes", {})
         return [
             {"name": n, "description": describe(n), **{k: counts.get(n, {}).get(k) for k in ("with", "without")}}
-            for n in self.engine.attribute_names
-        ]
+            for n in sorted(self.engine.attribute_names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+        ]  # most useful first
 
     # --- optimised edits as jobs --------------------------------------------------------
 
