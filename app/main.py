@@ -29,7 +29,9 @@ STATIC = Path(__file__).parent / "static"
 def build_editor(settings: Settings) -> Editor:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    engine = Engine.from_checkpoint(str(settings.checkpoint), settings.device, settings.batch_max, settings.batch_wait_ms)
+    engine = Engine.from_checkpoint(
+        str(settings.checkpoint), settings.device, settings.batch_max, settings.batch_wait_ms
+    )
     store = make_store(settings.redis_url)
     runner: JobRunner = CeleryRunner(settings) if settings.redis_url else LocalRunner(engine, store, settings)
     return Editor(engine, store, runner, settings)
@@ -72,7 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return FileResponse(STATIC / "index.html")
 
     if settings.cors_origins:  # closed by default: no cross-origin browser access
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["X-API-Key"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key"],
+        )
     # multipart framing adds a little to the file itself
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + 64 * 1024)
     return app

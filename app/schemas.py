@@ -41,7 +41,9 @@ class InterpolateResponse(BaseModel):
 class OptimizedEditRequest(BaseModel):
     latent_id: str = Field(description="the encoded face to edit (its z = E(x) is the start z0)")
     edits: list[EditItem] = Field(default=[], max_length=8, description="attribute edits applied to z0 first")
-    target_id: str | None = Field(None, description="encoded face whose aligned image is the pixel target; default: the face itself")
+    target_id: str | None = Field(
+        None, description="encoded face whose aligned image is the pixel target; default: the face itself"
+    )
     steps: int = Field(100, ge=1, le=500)
     lambda1: float = Field(0.01, ge=0, le=10, description="weight of ||z - z0||^2")
     lambda2: float = Field(0.001, ge=0, le=10, description="weight of the discriminator's realism term")

@@ -31,8 +31,6 @@ class Settings(BaseSettings):
     max_edits: int = Field(8, ge=1)
     max_interpolation_steps: int = Field(32, ge=2)
     max_generate: int = Field(16, ge=1)
-    max_opt_steps: int = Field(500, ge=1)
-    max_lambda: float = Field(10.0, gt=0)
 
     max_queue: int = Field(100, ge=1)  # queued + running optimised edits before 429
     local_workers: int = Field(1, ge=1)

@@ -37,10 +37,18 @@ def free_port() -> int:
 
 def start_server(checkpoint: str, batch_wait_ms: float, threads: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "FACEEDIT_CHECKPOINT": checkpoint, "FACEEDIT_BATCH_WAIT_MS": str(batch_wait_ms),
-           "FACEEDIT_TORCH_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
-                            cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "FACEEDIT_CHECKPOINT": checkpoint,
+        "FACEEDIT_BATCH_WAIT_MS": str(batch_wait_ms),
+        "FACEEDIT_TORCH_THREADS": str(threads),
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -72,16 +80,25 @@ async def load(url: str, make_request, clients: int, total: int) -> dict[str, fl
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - t0
     q = statistics.quantiles(latencies, n=20)
-    return {"p50_ms": 1000 * statistics.median(latencies), "p95_ms": 1000 * q[18], "rps": total / elapsed, "errors": errors}
+    return {
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p95_ms": 1000 * q[18],
+        "rps": total / elapsed,
+        "errors": errors,
+    }
 
 
 def cases(photo: bytes, aligned: bytes, latent_id: str) -> dict[str, object]:
     edit = {"attribute": "Smiling", "strength": "1.0"}
     return {
         "edit latent_id": lambda h: h.post("/edit", params={**edit, "latent_id": latent_id}),
-        "edit aligned face": lambda h: h.post("/edit", params={**edit, "aligned": "true"}, files={"file": ("f.png", aligned)}),
+        "edit aligned face": lambda h: h.post(
+            "/edit", params={**edit, "aligned": "true"}, files={"file": ("f.png", aligned)}
+        ),
         "edit photo": lambda h: h.post("/edit", params=edit, files={"file": ("p.png", photo)}),
-        "encode aligned face": lambda h: h.post("/encode", params={"aligned": "true"}, files={"file": ("f.png", aligned)}),
+        "encode aligned face": lambda h: h.post(
+            "/encode", params={"aligned": "true"}, files={"file": ("f.png", aligned)}
+        ),
         "encode photo": lambda h: h.post("/encode", files={"file": ("p.png", photo)}),
     }
 
@@ -109,8 +126,11 @@ def main() -> None:
                     total = args.requests if clients > 1 else max(16, args.requests // 4)
                     r = asyncio.run(load(url, make, clients, total))
                     results.setdefault(label, {})[f"{name} x{clients}"] = r
-                    print(f"{label:9s} {name:22s} clients={clients:2d}  p50 {r['p50_ms']:7.1f} ms  "
-                          f"p95 {r['p95_ms']:7.1f} ms  {r['rps']:7.1f} req/s  errors {r['errors']}", flush=True)
+                    print(
+                        f"{label:9s} {name:22s} clients={clients:2d}  p50 {r['p50_ms']:7.1f} ms  "
+                        f"p95 {r['p95_ms']:7.1f} ms  {r['rps']:7.1f} req/s  errors {r['errors']}",
+                        flush=True,
+                    )
         finally:
             proc.terminate()
             proc.wait(10)

@@ -171,14 +171,10 @@ def load_checkpoint(
     if "directions" in tensors:
         d = tensors["directions"].float()
         if d.dim() != 2 or d.shape != (len(names), cfg.nz):
-            raise CheckpointError(
-                f"{path}: directions have shape {tuple(d.shape)}, expected ({len(names)}, {cfg.nz})"
-            )
+            raise CheckpointError(f"{path}: directions have shape {tuple(d.shape)}, expected ({len(names)}, {cfg.nz})")
         model.directions = d
         model.attribute_names = list(names)
-    model.meta = {
-        k: v for k, v in config.items() if k not in ("format_version", "model", "parts", "attribute_names")
-    }
+    model.meta = {k: v for k, v in config.items() if k not in ("format_version", "model", "parts", "attribute_names")}
     return model.to(device).eval()
 
 
@@ -193,9 +189,7 @@ def optimizer_state(optim: torch.optim.Optimizer, prefix: str) -> tuple[dict[str
     return tensors, json.dumps(sd["param_groups"])
 
 
-def load_optimizer_state(
-    optim: torch.optim.Optimizer, tensors: dict[str, Tensor], prefix: str, groups: str
-) -> None:
+def load_optimizer_state(optim: torch.optim.Optimizer, tensors: dict[str, Tensor], prefix: str, groups: str) -> None:
     state: dict[int, dict[str, Tensor]] = {}
     for key, v in tensors.items():
         if key.startswith(prefix + "."):

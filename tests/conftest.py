@@ -12,13 +12,48 @@ from PIL import Image, ImageDraw
 if TYPE_CHECKING:
     import torch
 
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
-    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
-    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
-    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
+CELEBA_ATTRIBUTES = [
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+]
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -40,7 +75,13 @@ def make_celeba(root: Path, n: int = 48, size: tuple[int, int] = (89, 109), iden
         for ex in (69, 108):
             d.ellipse([(ex - 6) * sx, 106 * sy, (ex + 6) * sx, 116 * sy], fill=(30, 30, 30))
         smile = labels[i, CELEBA_ATTRIBUTES.index("Smiling")]
-        d.arc([72 * sx, (140 if smile else 150) * sy, 106 * sx, 162 * sy], 0 if smile else 180, 180 if smile else 360, fill=(150, 30, 40), width=2)
+        d.arc(
+            [72 * sx, (140 if smile else 150) * sy, 106 * sx, 162 * sy],
+            0 if smile else 180,
+            180 if smile else 360,
+            fill=(150, 30, 40),
+            width=2,
+        )
         im.save(root / "img_align_celeba" / f"{i + 1:06d}.jpg", quality=90)
     rows = [f"{i + 1:06d}.jpg " + " ".join("1" if v else "-1" for v in labels[i]) for i in range(n)]
     (root / "list_attr_celeba.txt").write_text(f"{n}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(rows) + "\n")

@@ -83,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if dry_run:
-        print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()}, indent=2))
+        print(
+            json.dumps(
+                {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()}, indent=2
+            )
+        )
         return 0
     result = fn(options)
     print(result)

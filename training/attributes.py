@@ -32,7 +32,9 @@ class AttributeOptions:
 
 
 @torch.no_grad()
-def encode_all(E: torch.nn.Module, images: torch.Tensor, idx: np.ndarray, device: torch.device, batch: int) -> torch.Tensor:
+def encode_all(
+    E: torch.nn.Module, images: torch.Tensor, idx: np.ndarray, device: torch.device, batch: int
+) -> torch.Tensor:
     """E(x) for faces idx: (len(idx), nz) on the CPU, with a progress bar."""
     out = []
     for i in tqdm(range(0, len(idx), batch), desc="encoding faces", unit="batch"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +37,22 @@ class BenchOptions:
     out: Path | None = None  # optional JSON with the figures
 
 
-def _models(cfg: ModelConfig, device: torch.device, channels_last: bool) -> tuple[Generator, Discriminator, torch.optim.Adam, torch.optim.Adam]:
+def _models(
+    cfg: ModelConfig, device: torch.device, channels_last: bool
+) -> tuple[Generator, Discriminator, torch.optim.Adam, torch.optim.Adam]:
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    G, D = Generator(cfg).to(device, memory_format=fmt), Discriminator(cfg).to(device, memory_format=fmt)
-    return G, D, torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999)), torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    G = Generator(cfg).to(device, memory_format=fmt)  # type: ignore[call-overload]
+    D = Discriminator(cfg).to(device, memory_format=fmt)  # type: ignore[call-overload]
+    return (
+        G,
+        D,
+        torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999)),
+        torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999)),
+    )
 
 
-def _timed(step: callable, n: int, warmup: int, device: torch.device) -> float:  # type: ignore[valid-type]
+def _timed(step: Callable[[], None], n: int, warmup: int, device: torch.device) -> float:
     for _ in range(warmup):
         step()
     if device.type == "cuda":
@@ -56,7 +65,7 @@ def _timed(step: callable, n: int, warmup: int, device: torch.device) -> float: 
     return time.perf_counter() - t0
 
 
-def run_bench(opts: BenchOptions) -> dict[str, float]:
+def run_bench(opts: BenchOptions) -> dict[str, object]:
     device = pick_device(opts.device)
     cfg = ModelConfig(ngf=opts.ngf, ndf=opts.ndf)
     data = load_celeba(opts.data, cfg.image_size, opts.max_images, cache_dir=opts.cache_dir)
@@ -82,7 +91,7 @@ def run_bench(opts: BenchOptions) -> dict[str, float]:
     t_ref = _timed(reference_step, opts.steps, opts.warmup, device)
     t_ours = _timed(our_step, opts.steps, opts.warmup, device)
     n = opts.steps * opts.batch
-    result = {
+    result: dict[str, object] = {
         "device": str(torch.cuda.get_device_name() if device.type == "cuda" else "cpu"),
         "threads": torch.get_num_threads(),
         "ngf": opts.ngf,

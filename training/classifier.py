@@ -62,7 +62,9 @@ def train_classifier(opts: ClassifierOptions, data: CelebA | None = None) -> Pat
     device = pick_device(opts.device)
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    data = data or load_celeba(opts.data, opts.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir)
+    data = data or load_celeba(
+        opts.data, opts.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir
+    )
     labels = torch.from_numpy(data.attributes.labels.astype(np.float32))
     clf = AttributeClassifier(len(data.attributes.names), opts.width).to(device)
     optim = torch.optim.Adam(clf.parameters(), opts.lr)

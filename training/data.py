@@ -101,8 +101,7 @@ def crop_box(width: int, height: int) -> tuple[float, float, float, float]:
 def load_face(path: Path, size: int) -> np.ndarray:
     """Decode one aligned CelebA image and crop + resize it to (size, size, 3) uint8."""
     with Image.open(path) as im:
-        im = im.convert("RGB")
-        face = im.resize((size, size), Image.Resampling.BICUBIC, box=crop_box(*im.size))
+        face = im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, box=crop_box(*im.size))
     return np.asarray(face, dtype=np.uint8)
 
 
@@ -174,9 +173,7 @@ def load_celeba(
     return CelebA(root, images, table, identities, train_idx, val_idx)
 
 
-def split(
-    n: int, identities: np.ndarray | None, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def split(n: int, identities: np.ndarray | None, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train/val indices; with identities, no person appears on both sides."""
     rng = np.random.default_rng(seed)
     if identities is not None:
@@ -189,12 +186,8 @@ def split(
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def _cached_images(
-    root: Path, paths: list[Path], size: int, cache_dir: Path | None, workers: int
-) -> np.ndarray:
-    key = json.dumps(
-        [CACHE_VERSION, str(root.resolve()), len(paths), paths[0].name, paths[-1].name, size, CROP_BOX]
-    )
+def _cached_images(root: Path, paths: list[Path], size: int, cache_dir: Path | None, workers: int) -> np.ndarray:
+    key = json.dumps([CACHE_VERSION, str(root.resolve()), len(paths), paths[0].name, paths[-1].name, size, CROP_BOX])
     cache_dir = cache_dir or Path.home() / ".cache" / "faceedit"
     cache = cache_dir / f"celeba-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
     if cache.is_file():

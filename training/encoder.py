@@ -63,7 +63,7 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
             raise ValueError(f"{opts.gan}: the transfer encoder needs the discriminator's weights (D.*)")
         assert isinstance(E, ConvEncoder)
         E.transfer_from(gan.D)
-    E = E.to(device, memory_format=torch.channels_last).train()
+    E = E.to(device, memory_format=torch.channels_last).train()  # type: ignore[call-overload]
     G = gan.G
     pixel_loss = get_loss(opts.loss)
     optim = torch.optim.Adam(E.parameters(), opts.lr, betas=(0.5, 0.999))
@@ -91,8 +91,11 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
         history["pixel"].append(loss_pix.item())
         history["latent"].append(loss_lat.item())
         bar.update(1)
-        bar.set_postfix(pixel=f"{loss_pix.item():.4f}", latent=f"{loss_lat.item():.4f}",
-                        img_s=f"{step * opts.batch / (time.perf_counter() - t0):.0f}")
+        bar.set_postfix(
+            pixel=f"{loss_pix.item():.4f}",
+            latent=f"{loss_lat.item():.4f}",
+            img_s=f"{step * opts.batch / (time.perf_counter() - t0):.0f}",
+        )
         if step % opts.snapshot_every == 0 or step == total:
             E.eval()
             with torch.no_grad():

@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from training.plots import save_grid, save_loss_plot
 from training.runs import new_run_dir, pick_device, write_options
 
 RESUME = "resume.safetensors"
+M = TypeVar("M", Generator, Discriminator)
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,12 @@ def train_gan(opts: GanOptions, data: CelebA | None = None) -> Path:
     device = pick_device(opts.device)
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    data = data or load_celeba(opts.data, opts.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir)
+    data = data or load_celeba(
+        opts.data, opts.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir
+    )
     cfg = opts.model_config()
-    G = Generator(cfg).to(device, memory_format=torch.channels_last)
-    D = Discriminator(cfg).to(device, memory_format=torch.channels_last)
+    G = Generator(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    D = Discriminator(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     betas = (opts.beta1, 0.999)
     opt_g = torch.optim.Adam(G.parameters(), opts.lr, betas=betas)
@@ -91,7 +95,9 @@ def train_gan(opts: GanOptions, data: CelebA | None = None) -> Path:
         history["D"].append(loss_d)
         history["G"].append(loss_g)
         bar.update(1)
-        bar.set_postfix(D=f"{history['D'][-1]:.3f}", G=f"{history['G'][-1]:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.set_postfix(
+            D=f"{history['D'][-1]:.3f}", G=f"{history['G'][-1]:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}"
+        )
         if step % opts.snapshot_every == 0 or step == total:
             _snapshot(run, step, cfg, G, D, G_ema, opt_g, opt_d, history, fixed_z, data, opts)
     bar.close()
@@ -163,9 +169,9 @@ def _snapshot(
     (run / (RESUME + ".tmp")).replace(run / RESUME)
 
 
-def _plain(module: torch.nn.Module, cfg: ModelConfig) -> torch.nn.Module:
+def _plain(module: M, cfg: ModelConfig) -> M:
     """A contiguous-format copy on the CPU, so saved weights do not depend on memory format."""
-    out = type(module)(cfg)
+    out = type(module)(cfg)  # type: ignore[call-arg]
     out.load_state_dict({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
     return out
 

@@ -12,7 +12,7 @@ import torch
 
 
 def pick_device(name: str) -> torch.device:
-    """"auto" takes CUDA when present; "cuda" without a GPU is a clear error."""
+    """ "auto" takes CUDA when present; "cuda" without a GPU is a clear error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

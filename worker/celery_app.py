@@ -31,7 +31,9 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
         # A message not acked within this time goes back to the queue (a killed worker's job).
-        broker_transport_options={"visibility_timeout": settings.job_visibility_timeout_s or settings.job_time_limit_s + 30},
+        broker_transport_options={
+            "visibility_timeout": settings.job_visibility_timeout_s or settings.job_time_limit_s + 30
+        },
         task_serializer="json",
         accept_content=["json"],
     )

@@ -85,7 +85,9 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) ->
 
         device = engine.device
         assert engine.model.D is not None
-        z_opt, _ = optimize_latent(engine.model.G, engine.model.D, z.to(device), target.to(device), opts, progress=progress)
+        z_opt, _ = optimize_latent(
+            engine.model.G, engine.model.D, z.to(device), target.to(device), opts, progress=progress
+        )
         img = engine.render(z_opt.cpu())[0]
         store.put(result_key(job_id), png_bytes(np.ascontiguousarray(img)), ttl_s)
         job.status, job.progress, job.step = "succeeded", 1.0, opts.steps

@@ -34,7 +34,9 @@ class LocalRunner:
     def submit(self, job_id: str) -> None:
         with self._lock:
             if self._pending >= self.settings.max_queue:
-                raise QueueFull(f"{self._pending} jobs are waiting; the limit is {self.settings.max_queue}. Try again later.")
+                raise QueueFull(
+                    f"{self._pending} jobs are waiting; the limit is {self.settings.max_queue}. Try again later."
+                )
             self._pending += 1
         self.pool.submit(self._run, job_id)
 

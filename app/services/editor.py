@@ -61,10 +61,16 @@ class Editor:
         latent_id = self._save_latent(z, crop, found.matrix, photo_bytes=data)
         return Encoded(latent_id, z.tolist(), None if aligned else found.box, n, crop, self.engine.render(z[None])[0])
 
-    def _save_latent(self, z: torch.Tensor, crop: np.ndarray, matrix: np.ndarray | None, photo_bytes: bytes | None) -> str:
+    def _save_latent(
+        self, z: torch.Tensor, crop: np.ndarray, matrix: np.ndarray | None, photo_bytes: bytes | None
+    ) -> str:
         latent_id = new_id()
         ttl = self.settings.latent_ttl_s
-        record = {"z": z.tolist(), "matrix": None if matrix is None else matrix.tolist(), "has_photo": photo_bytes is not None}
+        record = {
+            "z": z.tolist(),
+            "matrix": None if matrix is None else matrix.tolist(),
+            "has_photo": photo_bytes is not None,
+        }
         self.store.put(f"latent:{latent_id}", json.dumps(record).encode(), ttl)
         self.store.put(f"face:{latent_id}", png_bytes(crop), ttl)
         if photo_bytes is not None:
@@ -161,5 +167,7 @@ class Editor:
             raise NotReady(f"job {job_id} failed: {job.error}", status=job.status)
         png = self.store.get(result_key(job_id))
         if job.status != "succeeded" or png is None:
-            raise NotReady(f"job {job_id} is {job.status}; poll /jobs/{job_id} until it has succeeded", status=job.status)
+            raise NotReady(
+                f"job {job_id} is {job.status}; poll /jobs/{job_id} until it has succeeded", status=job.status
+            )
         return png

@@ -34,7 +34,7 @@ def template(size: int) -> np.ndarray:
 
 @lru_cache
 def _cascade(name: str) -> cv2.CascadeClassifier:
-    c = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    c = cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
     if c.empty():
         raise RuntimeError(f"OpenCV cascade {name} missing from the installed opencv package")
     return c
@@ -50,8 +50,8 @@ def detect_faces(photo: np.ndarray) -> list[tuple[int, int, int, int]]:
     found = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
         small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
     )
-    boxes = [tuple(int(round(v / scale)) for v in b) for b in found]
-    return sorted(boxes, key=lambda b: -b[2] * b[3])  # type: ignore[return-value]
+    boxes = [(round(x / scale), round(y / scale), round(w / scale), round(h / scale)) for x, y, w, h in found]
+    return sorted(boxes, key=lambda b: -b[2] * b[3])
 
 
 def _landmarks(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -99,7 +99,9 @@ def whole_image_face(photo: np.ndarray, size: int) -> tuple[np.ndarray, Face]:
     """For uploads that are already aligned crops: resize the whole image to the crop."""
     h, w = photo.shape[:2]
     matrix = np.array([[size / w, 0, 0], [0, size / h, 0]], dtype=np.float64)
-    face = Face((0, 0, w, h), np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2] @ np.c_[template(size), np.ones(3)].T, matrix)
+    to_photo = cv2.invertAffineTransform(matrix)
+    landmarks = np.c_[template(size), np.ones(3)] @ to_photo.T  # (3, 2) in the upload's pixels
+    face = Face((0, 0, w, h), landmarks, matrix)
     return cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA), face
 
 
@@ -107,7 +109,7 @@ def paste(photo: np.ndarray, face_img: np.ndarray, matrix: np.ndarray) -> np.nda
     """Blend an edited aligned face back into the photo at its place, with a soft oval edge."""
     size = face_img.shape[0]
     h, w = photo.shape[:2]
-    mask = np.zeros((size, size), np.float32)
+    mask: np.ndarray = np.zeros((size, size), np.float32)
     t = template(size)
     centre = (int(t[:, 0].mean()), int((t[0, 1] + t[2, 1]) / 2))
     axes = (int(size * 0.36), int(size * 0.46))

@@ -21,11 +21,11 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=FORMATS)
-            w, h = im.size
+            opened = Image.open(io.BytesIO(data), formats=FORMATS)
+            w, h = opened.size
             if w * h > max_pixels:  # the header alone tells the size: nothing decoded yet
                 raise TooLarge(f"the image has {w}x{h} pixels; the limit is {max_pixels} pixels", limit=max_pixels)
-            im.load()
+            opened.load()
     except TooLarge:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -34,10 +34,9 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         raise TooLarge(f"the image is too large to decode: {e}") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImage(f"the image is damaged or truncated: {e}") from e
-    if im.mode in ("RGBA", "LA", "P"):
-        im = im.convert("RGBA")
-        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(bg, im)
+    im: Image.Image = opened
+    if im.mode in ("RGBA", "LA", "P"):  # transparent pixels become white, not black
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 

@@ -68,8 +68,19 @@ def test_edit_at_strength_zero_is_the_reconstruction(client: TestClient, photos:
 
 def test_several_attributes_repeated_or_as_json_list(client: TestClient, photos: Path) -> None:
     lid = _encode(client, photos / "astronaut.png")["latent_id"]
-    repeated = client.post("/edit", params=[("latent_id", lid), ("attribute", "Male"), ("strength", "1.5"), ("attribute", "Young"), ("strength", "-1")])
-    as_json = client.post("/edit", params={"latent_id": lid, "attribute": json.dumps(["Male", "Young"]), "strength": "[1.5, -1]"})
+    repeated = client.post(
+        "/edit",
+        params=[
+            ("latent_id", lid),
+            ("attribute", "Male"),
+            ("strength", "1.5"),
+            ("attribute", "Young"),
+            ("strength", "-1"),
+        ],
+    )
+    as_json = client.post(
+        "/edit", params={"latent_id": lid, "attribute": json.dumps(["Male", "Young"]), "strength": "[1.5, -1]"}
+    )
     only_male = client.post("/edit", params={"latent_id": lid, "attribute": "Male", "strength": 1.5})
     assert repeated.status_code == as_json.status_code == 200
     assert repeated.content == as_json.content != only_male.content
@@ -159,9 +170,13 @@ def test_interpolation_formats(client: TestClient, photos: Path) -> None:
     b = _encode(client, photos / "messi5.jpg")["latent_id"]
     r = client.get("/interpolate", params={"from": a, "to": b, "steps": 5})
     assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (5 * 64, 64)
-    gif = Image.open(io.BytesIO(client.get("/interpolate", params={"from": a, "to": b, "steps": 5, "format": "gif"}).content))
+    gif = Image.open(
+        io.BytesIO(client.get("/interpolate", params={"from": a, "to": b, "steps": 5, "format": "gif"}).content)
+    )
     assert gif.format == "GIF" and gif.n_frames == 8  # forth and back
-    frames = client.get("/interpolate", params={"from": a, "to": b, "steps": 3, "method": "linear", "format": "json"}).json()["frames"]
+    frames = client.get(
+        "/interpolate", params={"from": a, "to": b, "steps": 3, "method": "linear", "format": "json"}
+    ).json()["frames"]
     assert len(frames) == 3
     assert client.get("/interpolate", params={"from": a, "to": b, "steps": 1000}).status_code == 422
     assert client.get("/interpolate", params={"from": a, "to": b, "method": "cubic"}).status_code == 422
@@ -180,7 +195,9 @@ def _wait(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any
 
 def test_optimized_edit_job(client: TestClient, photos: Path) -> None:
     lid = _encode(client, photos / "astronaut.png")["latent_id"]
-    r = client.post("/edits/optimized", json={"latent_id": lid, "edits": [{"attribute": "Smiling", "strength": 1}], "steps": 10})
+    r = client.post(
+        "/edits/optimized", json={"latent_id": lid, "edits": [{"attribute": "Smiling", "strength": 1}], "steps": 10}
+    )
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["status"] == "queued" and job["result_url"] == f"/jobs/{job['job_id']}/result"
@@ -203,7 +220,9 @@ def test_optimized_edit_job(client: TestClient, photos: Path) -> None:
         ({"target_id": "nope"}, 404),
     ],
 )
-def test_optimized_edit_refuses_bad_requests(client: TestClient, photos: Path, body: dict[str, Any], status: int) -> None:
+def test_optimized_edit_refuses_bad_requests(
+    client: TestClient, photos: Path, body: dict[str, Any], status: int
+) -> None:
     lid = _encode(client, photos / "astronaut.png")["latent_id"]
     assert client.post("/edits/optimized", json={"latent_id": lid, **body}).status_code == status
 
@@ -246,8 +265,15 @@ def test_attributes_generate_health(client: TestClient) -> None:
 
 def test_api_key_protects_every_route(make_client: Any) -> None:
     client = make_client(api_key="s3cret")
-    for method, url in [("GET", "/attributes"), ("GET", "/ready"), ("GET", "/generate"), ("POST", "/edit"),
-                        ("GET", "/jobs/x"), ("POST", "/edits/optimized"), ("GET", "/interpolate")]:
+    for method, url in [
+        ("GET", "/attributes"),
+        ("GET", "/ready"),
+        ("GET", "/generate"),
+        ("POST", "/edit"),
+        ("GET", "/jobs/x"),
+        ("POST", "/edits/optimized"),
+        ("GET", "/interpolate"),
+    ]:
         assert client.request(method, url).status_code == 401, url
     assert client.get("/attributes", headers={"X-API-Key": "wrong"}).status_code == 401
     assert client.get("/attributes", headers={"X-API-Key": "s3cret"}).status_code == 200

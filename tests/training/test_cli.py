@@ -24,7 +24,24 @@ def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.C
     assert (gan_run / "samples-000004.png").is_file()
 
     # resume continues from step 4 to step 8 in the same folder
-    assert main(["gan", *common, *TINY, "--kimg", "0.064", "--snapshot-every", "2", "--outdir", str(runs), "--resume", str(gan_run)]) == 0
+    assert (
+        main(
+            [
+                "gan",
+                *common,
+                *TINY,
+                "--kimg",
+                "0.064",
+                "--snapshot-every",
+                "2",
+                "--outdir",
+                str(runs),
+                "--resume",
+                str(gan_run),
+            ]
+        )
+        == 0
+    )
     assert (gan_run / "samples-000008.png").is_file() and len(list(runs.iterdir())) == 1
     assert load_checkpoint(gan_run / "checkpoint").meta["training"]["step"] == 8
 
@@ -40,9 +57,45 @@ def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.C
     assert sum(model.meta["attributes"]["Smiling"][k] for k in ("with", "without")) > 0
 
     clf = tmp_path / "clf"
-    assert main(["classifier", *common, "--out", str(clf), "--width", "4", "--kimg", "0.016", "--batch", "8", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "classifier",
+                *common,
+                "--out",
+                str(clf),
+                "--width",
+                "4",
+                "--kimg",
+                "0.016",
+                "--batch",
+                "8",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     report = tmp_path / "report.json"
-    assert main(["evaluate", *common, "--checkpoint", str(ckpt), "--classifier", str(clf), "--out", str(report), "--opt-steps", "3", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                *common,
+                "--checkpoint",
+                str(ckpt),
+                "--classifier",
+                str(clf),
+                "--out",
+                str(report),
+                "--opt-steps",
+                "3",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     r = json.loads(report.read_text())
     assert set(r["edits"]) == {"Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young"}
     for e in r["edits"].values():

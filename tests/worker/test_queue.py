@@ -43,7 +43,9 @@ def _wait_for(api: TestClient, job_id: str, statuses: set[str], timeout: float) 
 def test_job_runs_on_a_celery_worker(api: TestClient, workers: Workers, photos: Path) -> None:
     workers.start()
     lid = _latent(api, photos)
-    r = api.post("/edits/optimized", json={"latent_id": lid, "edits": [{"attribute": "Male", "strength": 1}], "steps": 20})
+    r = api.post(
+        "/edits/optimized", json={"latent_id": lid, "edits": [{"attribute": "Male", "strength": 1}], "steps": 20}
+    )
     assert r.status_code == 202
     done = _wait_for(api, r.json()["job_id"], {"succeeded", "failed"}, 90)
     assert done["status"] == "succeeded", done
@@ -72,7 +74,9 @@ def test_queue_full_answers_429_without_workers(api: TestClient, photos: Path) -
     assert codes == [202, 202, 202, 429, 429]
 
 
-def test_redis_down_gives_503_and_recovers(api: TestClient, redis_server: RedisServer, workers: Workers, photos: Path) -> None:
+def test_redis_down_gives_503_and_recovers(
+    api: TestClient, redis_server: RedisServer, workers: Workers, photos: Path
+) -> None:
     lid = _latent(api, photos)
     queued = api.post("/edits/optimized", json={"latent_id": lid, "steps": 5}).json()["job_id"]
     redis_server.stop()

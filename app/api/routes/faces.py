@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -15,8 +15,8 @@ from app.services.errors import InvalidParameter
 from app.services.images import data_url, gif_bytes, png_bytes, strip
 
 router = APIRouter(tags=["faces"])
-PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
-ERRORS = {
+PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown or expired id"},
     413: {"description": "upload or image too large"},
     415: {"description": "not an image"},
@@ -69,7 +69,9 @@ def parse_edits(attributes: list[str], strengths: list[str], default: float) -> 
     elif len(values) == 1:
         values = values * len(names)
     elif len(values) != len(names):
-        raise InvalidParameter(f"{len(names)} attributes but {len(values)} strengths; give one strength or one per attribute")
+        raise InvalidParameter(
+            f"{len(names)} attributes but {len(values)} strengths; give one strength or one per attribute"
+        )
     return list(zip(names, values, strict=True))
 
 
@@ -100,7 +102,11 @@ async def edit(
     return EditResponse(image=data_url(png), edits=[EditItem(attribute=a, strength=s) for a, s in edits], pasted=paste)
 
 
-@router.get("/interpolate", responses={200: {"content": {"image/png": {}, "image/gif": {}}}, 404: ERRORS[404], 422: ERRORS[422]}, response_model=InterpolateResponse)
+@router.get(
+    "/interpolate",
+    responses={200: {"content": {"image/png": {}, "image/gif": {}}}, 404: ERRORS[404], 422: ERRORS[422]},
+    response_model=InterpolateResponse,
+)
 async def interpolate(
     editor: EditorDep,
     from_id: Annotated[str, Query(alias="from", max_length=64)],
@@ -129,4 +135,6 @@ async def generate(
     images, ids = await run_in_threadpool(editor.generate, seed, n)
     if format == "png":
         return Response(png_bytes(strip(images)), media_type="image/png")
-    return GenerateResponse(faces=[GeneratedFace(latent_id=i, image=data_url(png_bytes(im))) for i, im in zip(ids, images, strict=True)])
+    return GenerateResponse(
+        faces=[GeneratedFace(latent_id=i, image=data_url(png_bytes(im))) for i, im in zip(ids, images, strict=True)]
+    )

@@ -19,8 +19,12 @@ JobId = Annotated[str, Path(max_length=64)]
     "/edits/optimized",
     status_code=202,
     response_model=JobAccepted,
-    responses={404: {"description": "unknown latent id"}, 422: {"description": "invalid parameters"},
-               429: {"description": "queue full"}, 503: {"description": "queue unreachable"}},
+    responses={
+        404: {"description": "unknown latent id"},
+        422: {"description": "invalid parameters"},
+        429: {"description": "queue full"},
+        503: {"description": "queue unreachable"},
+    },
 )
 async def optimized_edit(editor: EditorDep, body: OptimizedEditRequest, request: Request) -> JobAccepted:
     """Queue the optimised edit (Zhu et al. 2016) with the discriminator's realism term."""
@@ -44,8 +48,11 @@ async def job_status(editor: EditorDep, job_id: JobId) -> JobStatus:
 
 @router.get(
     "/jobs/{job_id}/result",
-    responses={200: {"content": {"image/png": {}}}, 404: {"description": "unknown or expired job"},
-               409: {"description": "job not finished, or failed"}},
+    responses={
+        200: {"content": {"image/png": {}}},
+        404: {"description": "unknown or expired job"},
+        409: {"description": "job not finished, or failed"},
+    },
     response_class=Response,
 )
 async def job_result(editor: EditorDep, job_id: JobId) -> Response:

@@ -17,7 +17,9 @@ def attributes(editor: EditorDep, settings: SettingsDep) -> AttributesResponse:
     """The editable attributes: names, what each does, and their training label counts."""
     return AttributesResponse(
         attributes=[
-            AttributeInfo(name=a["name"], description=a["description"], with_count=a["with"], without_count=a["without"])
+            AttributeInfo(
+                name=a["name"], description=a["description"], with_count=a["with"], without_count=a["without"]
+            )
             for a in editor.attributes()
         ],
         default_strength=float(editor.engine.model.meta.get("default_strength", 1.0)),
