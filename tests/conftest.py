@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -155,3 +162,62 @@ def photos() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data/photos is not beside the project")
     return path
+
+
+def start_service(checkpoint: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A real uvicorn process serving the app on a free loopback port, once /ready answers."""
+    root = Path(__file__).resolve().parents[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    full_env = {**os.environ, "FACEEDIT_CHECKPOINT": str(checkpoint), "PYTHONPATH": str(root), **env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
+        cwd=root,
+        env=full_env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the service did not start within 60 s")
+
+
+@pytest.fixture(scope="session")
+def server(tiny_checkpoint: Path) -> Iterator[str]:
+    proc, url = start_service(tiny_checkpoint)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def make_client(tiny_checkpoint: Path) -> Iterator[Any]:
+    """Builds in-process test clients of the app on the tiny model, with Settings overrides."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        settings = Settings(checkpoint=tiny_checkpoint, redis_url=None, **overrides)
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Any) -> Any:
+    return make_client()  # type: ignore[no-any-return]

@@ -90,3 +90,15 @@ def test_redis_down_gives_503_and_recovers(
     assert api.get("/ready").status_code == 200
     workers.start()
     assert _wait_for(api, queued, {"succeeded", "failed"}, 90)["status"] == "succeeded"
+
+
+def test_uploads_expire_from_redis(redis_server: RedisServer, tiny_checkpoint: Path, photos: Path) -> None:
+    import redis
+
+    settings = Settings(checkpoint=tiny_checkpoint, redis_url=redis_server.url, latent_ttl_s=30)
+    with TestClient(create_app(settings)) as api:
+        lid = _latent(api, photos)
+    client = redis.Redis.from_url(redis_server.url)
+    for key in (f"photo:{lid}", f"face:{lid}", f"latent:{lid}"):
+        assert 0 < client.ttl(key) <= 30, key
+    assert client.get(f"photo:{lid}") == (photos / "astronaut.png").read_bytes()

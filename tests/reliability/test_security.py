@@ -1,0 +1,64 @@
+"""Security properties: bounded uploads kept in memory, unguessable ids, nothing listable,
+expiry, and no unpickling anywhere."""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.services.editor import new_id
+from app.services.store import MemoryStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_uploads_are_never_spooled_to_disk(make_client: Any, photos: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: object) -> None:
+        raise AssertionError("an upload was about to be written to a temporary file on disk")
+
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", refuse)
+    client = make_client()
+    big = io.BytesIO()
+    noise = (np.random.default_rng(0).random((1200, 1200, 3)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(big, "PNG")  # ~4 MB: well past the default 1 MB spool size
+    assert big.tell() > 3_000_000
+    r = client.post("/encode", files={"file": ("big.png", big.getvalue())})
+    assert r.status_code == 422 and "no face" in r.json()["detail"]  # decoded in memory, then refused
+
+
+def test_ids_are_unguessable() -> None:
+    ids = {new_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) for i in ids)  # 128 random bits, URL-safe
+
+
+def test_nothing_is_listable(client: Any) -> None:
+    for url in ("/jobs", "/jobs/", "/latents", "/results"):
+        assert client.get(url).status_code in (404, 405), url
+
+
+def test_memory_store_expires() -> None:
+    store = MemoryStore()
+    store.put("photo:x", b"bytes", ttl_s=1)
+    assert store.get("photo:x") == b"bytes"
+    time.sleep(1.05)
+    assert store.get("photo:x") is None
+
+
+def test_no_code_path_unpickles() -> None:
+    pattern = re.compile(r"torch\.load\(|pickle\.loads?\(|import pickle|allow_pickle=True|weights_only=False")
+    offenders = [
+        str(p.relative_to(ROOT))
+        for folder in ("models", "training", "app", "worker")
+        for p in (ROOT / folder).rglob("*.py")
+        if pattern.search(p.read_text())
+    ]
+    assert offenders == []
