@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test system-deps bench worker
+.PHONY: install serve test system-deps bench load worker
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,4 +31,7 @@ test: install system-deps
 	$(PY) -m pytest
 
 bench: install
-	$(PY) benchmarks/service.py
+	$(PY) -m benchmarks.service
+
+load: install
+	$(PY) -m benchmarks.load

@@ -1,0 +1,108 @@
+"""Shared by the benchmarks: start the real service on loopback, drive it with concurrent clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the service did not start")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def drive(
+    url: str,
+    request: Request,
+    clients: int,
+    total: int | None = None,
+    seconds: float | None = None,
+    pid: int | None = None,
+) -> dict[str, float]:
+    """Run `clients` concurrent loops of `request` for `total` requests or `seconds`; latency figures."""
+    latencies: list[float] = []
+    errors = 0
+    memory: list[float] = []
+    issued = 0
+    stop_at = time.perf_counter() + seconds if seconds else float("inf")
+
+    def more() -> bool:
+        nonlocal issued
+        issued += 1
+        return (total is None or issued <= total) and time.perf_counter() < stop_at
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while more():
+            t = time.perf_counter()
+            try:
+                r = await request(http)
+                errors += r.status_code != 200
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - t)
+
+    async def sample_memory() -> None:
+        while pid is not None:
+            memory.append(rss_mb(pid))
+            await asyncio.sleep(1)
+
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=clients + 4)) as http:
+        await request(http)  # warm-up
+        sampler = asyncio.create_task(sample_memory())
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+        sampler.cancel()
+    q = statistics.quantiles(latencies, n=100)
+    out = {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p95_ms": 1000 * q[94],
+        "p99_ms": 1000 * q[98],
+        "errors": errors,
+    }
+    if memory:
+        out |= {"rss_start_mb": memory[0], "rss_end_mb": memory[-1], "rss_max_mb": max(memory)}
+    return out
