@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from app.services.engine import Engine
 from app.services.images import decode_image, png_bytes
-from app.services.store import Store
+from app.services.store import Store, key
 from models.editing import OptimizeOptions, apply_edit, optimize_latent
 
 Status = Literal["queued", "running", "succeeded", "failed"]
@@ -36,22 +36,14 @@ class JobRecord(BaseModel):
     params: dict[str, Any]
 
 
-def job_key(job_id: str) -> str:
-    return f"job:{job_id}"
-
-
-def result_key(job_id: str) -> str:
-    return f"result:{job_id}"
-
-
 def read_job(store: Store, job_id: str) -> JobRecord | None:
-    raw = store.get(job_key(job_id))
+    raw = store.get(key("job", job_id))
     return None if raw is None else JobRecord.model_validate_json(raw)
 
 
 def write_job(store: Store, job: JobRecord, ttl_s: int) -> None:
     job.updated_at = time.time()
-    store.put(job_key(job.id), job.model_dump_json().encode(), ttl_s)
+    store.put(key("job", job.id), job.model_dump_json().encode(), ttl_s)
 
 
 def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) -> None:
@@ -63,8 +55,8 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) ->
     job.status, job.attempts, job.step, job.progress = "running", job.attempts + 1, 0, 0.0
     write_job(store, job, ttl_s)
     try:
-        latent = store.get(f"latent:{p['latent_id']}")
-        target_png = store.get(f"face:{p.get('target_id') or p['latent_id']}")
+        latent = store.get(key("latent", p["latent_id"]))
+        target_png = store.get(key("face", p.get("target_id") or p["latent_id"]))
         if latent is None or target_png is None:
             raise LookupError("the face to edit expired before the job ran; encode it again")
         z = torch.tensor(json.loads(latent)["z"], dtype=torch.float32)[None]
@@ -89,7 +81,7 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) ->
             engine.model.G, engine.model.D, z.to(device), target.to(device), opts, progress=progress
         )
         img = engine.render(z_opt.cpu())[0]
-        store.put(result_key(job_id), png_bytes(np.ascontiguousarray(img)), ttl_s)
+        store.put(key("result", job_id), png_bytes(np.ascontiguousarray(img)), ttl_s)
         job.status, job.progress, job.step = "succeeded", 1.0, opts.steps
     except Exception as e:  # noqa: BLE001 - the job record says what went wrong
         job.status, job.error = "failed", f"{type(e).__name__}: {e}"

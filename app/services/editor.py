@@ -20,10 +20,10 @@ from app.services import faces
 from app.services.engine import Engine
 from app.services.errors import InvalidParameter, NotFound, NotReady
 from app.services.images import decode_image, png_bytes
-from app.services.store import Store
+from app.services.store import Store, key
 from app.settings import Settings
 from models.editing import apply_edit, lerp, slerp
-from worker.jobs import JobRecord, read_job, result_key, write_job
+from worker.jobs import JobRecord, read_job, write_job
 from worker.runner import JobRunner
 
 
@@ -39,7 +39,7 @@ class Encoded:
     face_box: tuple[int, int, int, int] | None
     faces_found: int
     aligned: np.ndarray
-    reconstruction: np.ndarray
+    reconstruction: np.ndarray | None  # G(z), when asked for
 
 
 class Editor:
@@ -48,7 +48,7 @@ class Editor:
 
     # --- faces and latents --------------------------------------------------------------
 
-    def encode_upload(self, data: bytes, face: int = 0, aligned: bool = False) -> Encoded:
+    def encode_upload(self, data: bytes, face: int = 0, aligned: bool = False, reconstruct: bool = True) -> Encoded:
         photo = decode_image(data, self.settings.max_image_pixels)
         size = self.engine.image_size
         if aligned:
@@ -59,7 +59,8 @@ class Editor:
             crop = faces.align(photo, found, size)
         z = self.engine.encode(crop[None])[0]
         latent_id = self._save_latent(z, crop, found.matrix, photo_bytes=data)
-        return Encoded(latent_id, z.tolist(), None if aligned else found.box, n, crop, self.engine.render(z[None])[0])
+        rec = self.engine.render(z[None])[0] if reconstruct else None
+        return Encoded(latent_id, z.tolist(), None if aligned else found.box, n, crop, rec)
 
     def _save_latent(
         self, z: torch.Tensor, crop: np.ndarray, matrix: np.ndarray | None, photo_bytes: bytes | None
@@ -71,14 +72,14 @@ class Editor:
             "matrix": None if matrix is None else matrix.tolist(),
             "has_photo": photo_bytes is not None,
         }
-        self.store.put(f"latent:{latent_id}", json.dumps(record).encode(), ttl)
-        self.store.put(f"face:{latent_id}", png_bytes(crop), ttl)
+        self.store.put(key("latent", latent_id), json.dumps(record).encode(), ttl)
+        self.store.put(key("face", latent_id), png_bytes(crop), ttl)
         if photo_bytes is not None:
-            self.store.put(f"photo:{latent_id}", photo_bytes, ttl)
+            self.store.put(key("photo", latent_id), photo_bytes, ttl)
         return latent_id
 
     def latent(self, latent_id: str) -> dict[str, Any]:
-        raw = self.store.get(f"latent:{latent_id}")
+        raw = self.store.get(key("latent", latent_id))
         if raw is None:
             raise NotFound(f"unknown or expired latent id {latent_id!r}; encode the face again")
         return json.loads(raw)  # type: ignore[no-any-return]
@@ -109,7 +110,7 @@ class Editor:
         face = self.engine.render(z)[0]
         if not paste:
             return face
-        photo_bytes = self.store.get(f"photo:{latent_id}")
+        photo_bytes = self.store.get(key("photo", latent_id))
         if photo_bytes is None or record["matrix"] is None:
             raise InvalidParameter("paste=true needs a face encoded from an uploaded photo (not a generated face)")
         photo = decode_image(photo_bytes, self.settings.max_image_pixels)
@@ -151,7 +152,7 @@ class Editor:
         try:
             self.runner.submit(job.id)
         except Exception:
-            self.store.delete(f"job:{job.id}")  # not queued: leave no job that never runs
+            self.store.delete(key("job", job.id))  # not queued: leave no job that never runs
             raise
         return job
 
@@ -165,7 +166,7 @@ class Editor:
         job = self.job(job_id)
         if job.status == "failed":
             raise NotReady(f"job {job_id} failed: {job.error}", status=job.status)
-        png = self.store.get(result_key(job_id))
+        png = self.store.get(key("result", job_id))
         if job.status != "succeeded" or png is None:
             raise NotReady(
                 f"job {job_id} is {job.status}; poll /jobs/{job_id} until it has succeeded", status=job.status

@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import Literal, Protocol
 
 import redis
 
 from app.services.errors import Unavailable
+
+Kind = Literal["latent", "face", "photo", "job", "result"]
+
+
+def key(kind: Kind, item_id: str) -> str:
+    """Store key of one item: its z, aligned face, uploaded photo, job record or job result."""
+    return f"{kind}:{item_id}"
 
 
 class Store(Protocol):

@@ -97,8 +97,8 @@ def test_parse_edits_pairs_or_refuses(attributes: list[str], strengths: list[str
         assert len(strengths) not in (0, 1, len(attributes))
     else:
         assert [a for a, _ in edits] == attributes
-        if len(strengths) == len(attributes) and len(strengths) > 1:
-            assert [s for _, s in edits] == [float(s) for s in strengths] or any(np.isnan(float(s)) for s in strengths)
+        if len(strengths) == len(attributes):
+            assert all(s == float(t) or np.isnan(s) for (_, s), t in zip(edits, strengths, strict=True))
 
 
 @given(st.text(max_size=50))

@@ -35,6 +35,7 @@ async def encode(
     """Find the face, align it, and return its latent id, z and reconstruction."""
     data = await file.read()
     enc = await run_in_threadpool(editor.encode_upload, data, face, aligned)
+    assert enc.reconstruction is not None
     return EncodeResponse(
         latent_id=enc.latent_id,
         z=enc.z,
@@ -92,7 +93,7 @@ async def edit(
     edits = parse_edits(attribute, strength, default)
     editor.check_edits(edits)
     if file is not None:
-        latent_id = (await run_in_threadpool(editor.encode_upload, await file.read(), face, aligned)).latent_id
+        latent_id = (await run_in_threadpool(editor.encode_upload, await file.read(), face, aligned, False)).latent_id
     elif latent_id is None:
         raise InvalidParameter("send an image file or a latent_id")
     image = await run_in_threadpool(editor.edit, latent_id, edits, paste)
