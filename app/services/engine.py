@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -90,16 +91,17 @@ class Engine:
                 return
             pending: list[_Request] = [first]  # type: ignore[list-item]
             rows = len(first.data)  # type: ignore[attr-defined]
-            try:
-                while rows < self.batch_max:
-                    item = self._queue.get(timeout=self.wait_s)
-                    if item is _STOP:
-                        self._queue.put(_STOP)
-                        break
-                    pending.append(item)  # type: ignore[arg-type]
-                    rows += len(item.data)  # type: ignore[attr-defined]
-            except queue.Empty:
-                pass
+            deadline = time.monotonic() + self.wait_s  # the first request waits at most wait_s
+            while rows < self.batch_max:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                pending.append(item)  # type: ignore[arg-type]
+                rows += len(item.data)  # type: ignore[attr-defined]
             for kind in ("encode", "render"):
                 group = [r for r in pending if r.kind == kind]
                 if not group:
