@@ -183,7 +183,7 @@ def test_interpolation_formats(client: TestClient, photos: Path) -> None:
     assert client.get("/interpolate", params={"from": a, "to": "gone"}).status_code == 404
 
 
-def _wait(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
+def _wait(client: TestClient, job_id: str, timeout: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = client.get(f"/jobs/{job_id}").json()
