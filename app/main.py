@@ -32,7 +32,7 @@ def build_editor(settings: Settings) -> Editor:
     engine = Engine.from_checkpoint(
         str(settings.checkpoint), settings.device, settings.batch_max, settings.batch_wait_ms
     )
-    store = make_store(settings.redis_url)
+    store = make_store(settings.redis_url, settings.memory_store_max_items)
     runner: JobRunner = CeleryRunner(settings) if settings.redis_url else LocalRunner(engine, store, settings)
     return Editor(engine, store, runner, settings)
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+from benchmarks.common import start_server
 
 if TYPE_CHECKING:
     import torch
@@ -164,35 +160,9 @@ def photos() -> Path:
     return path
 
 
-def start_service(checkpoint: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """A real uvicorn process serving the app on a free loopback port, once /ready answers."""
-    root = Path(__file__).resolve().parents[1]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    full_env = {**os.environ, "FACEEDIT_CHECKPOINT": str(checkpoint), "PYTHONPATH": str(root), **env}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
-        cwd=root,
-        env=full_env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # generous: CI machines can be slow to import torch
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with code {proc.returncode}")
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the service did not start within 180 s")
-
-
 @pytest.fixture(scope="session")
 def server(tiny_checkpoint: Path) -> Iterator[str]:
-    proc, url = start_service(tiny_checkpoint)
+    proc, url = start_server({"FACEEDIT_CHECKPOINT": str(tiny_checkpoint)})
     yield url
     proc.terminate()
     proc.wait(10)

@@ -102,7 +102,7 @@ def load_face(path: Path, size: int) -> np.ndarray:
     """Decode one aligned CelebA image and crop + resize it to (size, size, 3) uint8."""
     with Image.open(path) as im:
         face = im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, box=crop_box(*im.size))
-    return np.asarray(face, dtype=np.uint8)
+    return np.array(face, dtype=np.uint8)
 
 
 def _load_many(args: tuple[list[Path], int]) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The loaded face model, with concurrent forward passes merged into one batch.
 
 Requests call `encode` / `render` from any thread; a single batching thread collects what
-arrives within `batch_wait_ms` (up to `batch_max` items), runs one forward pass per kind,
-and hands each caller its rows. With batch_wait_ms = 0 calls run directly under a lock.
+is queued (waiting up to `batch_wait_ms` for callers already on their way, never when a
+request is alone), runs one forward pass per kind for up to `batch_max` rows, and hands
+each caller its rows. With batch_wait_ms = 0 calls run directly under a lock.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Engine:
         self.batch_max, self.wait_s = batch_max, batch_wait_ms / 1000
         self._lock = threading.Lock()  # one forward pass at a time: the CPU threads are shared
         self._queue: queue.Queue[object] = queue.Queue()
+        self._waiting = 0  # callers inside _submit: queued or being computed
+        self._waiting_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         if self.wait_s > 0:
             self._thread = threading.Thread(target=self._loop, name="engine-batcher", daemon=True)
@@ -81,8 +84,14 @@ class Engine:
             with self._lock:
                 return self._forward(kind, data)
         req = _Request(kind, data)
-        self._queue.put(req)
-        return req.future.result()
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            self._queue.put(req)
+            return req.future.result()
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
 
     def _loop(self) -> None:
         while True:
@@ -91,8 +100,10 @@ class Engine:
                 return
             pending: list[_Request] = [first]  # type: ignore[list-item]
             rows = len(first.data)  # type: ignore[attr-defined]
-            deadline = time.monotonic() + self.wait_s  # the first request waits at most wait_s
-            while rows < self.batch_max:
+            # Wait for company only while other callers are on their way: a lone request runs at
+            # once, and requests that arrive during a forward pass form the next batch.
+            deadline = time.monotonic() + self.wait_s
+            while rows < self.batch_max and (self._waiting > len(pending) or not self._queue.empty()):
                 try:
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:

@@ -29,18 +29,22 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """The embedded default: a dict with expiry, safe across threads."""
+    """The embedded default: a dict with expiry and a size cap (oldest out first), thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_items: int = 30_000) -> None:
         self._data: dict[str, tuple[float, bytes]] = {}
         self._lock = threading.Lock()
+        self.max_items = max_items
 
     def put(self, key: str, value: bytes, ttl_s: int) -> None:
         now = time.monotonic()
         with self._lock:
+            self._data.pop(key, None)  # re-insert at the end: dict order is age order
             self._data[key] = (now + ttl_s, value)
-            if len(self._data) % 256 == 0:  # sweep now and then so memory stays bounded
-                self._data = {k: v for k, v in self._data.items() if v[0] > now}
+            if len(self._data) > self.max_items:
+                self._data = {k: v for k, v in self._data.items() if v[0] > now}  # expired first
+                for old in list(self._data)[: len(self._data) - self.max_items]:
+                    del self._data[old]
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -86,5 +90,5 @@ class RedisStore:
             return False
 
 
-def make_store(redis_url: str | None) -> Store:
-    return RedisStore(redis_url) if redis_url else MemoryStore()
+def make_store(redis_url: str | None, memory_max_items: int = 30_000) -> Store:
+    return RedisStore(redis_url) if redis_url else MemoryStore(memory_max_items)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.conftest import ROOT
+from benchmarks.common import ROOT
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "artifacts" / "screenshots"

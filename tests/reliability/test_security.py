@@ -53,6 +53,14 @@ def test_memory_store_expires() -> None:
     assert store.get("photo:x") is None
 
 
+def test_memory_store_is_bounded() -> None:
+    store = MemoryStore(max_items=100)
+    for i in range(250):
+        store.put(f"photo:{i}", b"x" * 10, ttl_s=3600)
+    assert store.get("photo:0") is None and store.get("photo:249") == b"x" * 10  # oldest out first
+    assert sum(store.get(f"photo:{i}") is not None for i in range(250)) == 100
+
+
 def test_no_code_path_unpickles() -> None:
     pattern = re.compile(r"torch\.load\(|pickle\.loads?\(|import pickle|allow_pickle=True|weights_only=False")
     offenders = [
