@@ -8,8 +8,11 @@ right eye and mouth centre onto CelebA's mean aligned landmarks in the training 
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,12 +35,21 @@ def template(size: int) -> np.ndarray:
     return np.array([((x - x0) * scale, (y - y0) * scale) for x, y in LANDMARKS], dtype=np.float32)
 
 
+_detect_lock = threading.Lock()  # OpenCV does not promise that detectMultiScale is thread-safe
+
+
 @lru_cache
 def _cascade(name: str) -> cv2.CascadeClassifier:
     c = cv2.CascadeClassifier(cv2.data.haarcascades + name)  # type: ignore[attr-defined]
     if c.empty():
         raise RuntimeError(f"OpenCV cascade {name} missing from the installed opencv package")
     return c
+
+
+def _detect(name: str, gray: np.ndarray, *args: Any, **kwargs: Any) -> Sequence[Sequence[int]]:
+    """detectMultiScale on the shared cascade, one call at a time (it uses every core itself)."""
+    with _detect_lock:
+        return _cascade(name).detectMultiScale(gray, *args, **kwargs)
 
 
 def detect_faces(photo: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -47,8 +59,8 @@ def detect_faces(photo: np.ndarray) -> list[tuple[int, int, int, int]]:
     scale = min(1.0, 1024 / max(h, w))  # detection on at most 1024 px: fast on huge photos
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
     min_side = max(24, int(min(small.shape) * 0.08))
-    found = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
-        small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+    found = _detect(
+        "haarcascade_frontalface_default.xml", small, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
     )
     boxes = [(round(x / scale), round(y / scale), round(w / scale), round(h / scale)) for x, y, w, h in found]
     return sorted(boxes, key=lambda b: -b[2] * b[3])
@@ -59,7 +71,7 @@ def _landmarks(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     # Typical Haar-box proportions: eyes at 38% height, 30% / 70% width; mouth at 78% height.
     guess = np.array([[x + 0.3 * w, y + 0.38 * h], [x + 0.7 * w, y + 0.38 * h], [x + 0.5 * w, y + 0.78 * h]])
     upper = gray[y : y + h // 2 + h // 10, x : x + w]
-    eyes = _cascade("haarcascade_eye.xml").detectMultiScale(upper, 1.1, 5, minSize=(max(8, w // 10),) * 2)
+    eyes = _detect("haarcascade_eye.xml", upper, 1.1, 5, minSize=(max(8, w // 10),) * 2)
     centres = [(x + ex + ew / 2, y + ey + eh / 2) for ex, ey, ew, eh in eyes]
     left = [c for c in centres if c[0] < x + w / 2]
     right = [c for c in centres if c[0] >= x + w / 2]
