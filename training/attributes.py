@@ -14,20 +14,15 @@ import torch
 from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint, save_checkpoint
-from training.data import load_celeba, to_model_input
+from training.data import DataOptions, to_model_input
 from training.runs import pick_device
 
 
-@dataclass(frozen=True)
-class AttributeOptions:
-    data: Path
+@dataclass(frozen=True, kw_only=True)
+class AttributeOptions(DataOptions):
     checkpoint: Path  # a folder with G and E; the directions are written into `out`
     out: Path | None = None  # default: the checkpoint folder itself
     batch: int = 256
-    max_images: int | None = None
-    val_fraction: float = 0.1
-    seed: int = 0
-    device: str = "auto"
     cache_dir: Path | None = None
 
 
@@ -62,7 +57,7 @@ def compute_attributes(opts: AttributeOptions) -> Path:
     model = load_checkpoint(opts.checkpoint, device)
     if model.E is None:
         raise ValueError(f"{opts.checkpoint}: has no encoder (E.*); train one with `encoder` first")
-    data = load_celeba(opts.data, model.cfg.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir)
+    data = opts.load_data(model.cfg.image_size)
     z = encode_all(model.E, data.tensor(), data.train_idx, device, opts.batch)
     d, counts = directions_from_latents(z, data.attributes.labels[data.train_idx])
     model.directions = d

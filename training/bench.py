@@ -18,22 +18,19 @@ import numpy as np
 import torch
 
 from models.networks import Discriminator, Generator, ModelConfig
-from training.data import IMAGE_DIR, batches, load_celeba, load_face, to_model_input
+from training.data import IMAGE_DIR, DataOptions, batches, load_face, to_model_input
 from training.gan import autocast_for, gan_step
 from training.runs import pick_device
 
 
-@dataclass(frozen=True)
-class BenchOptions:
-    data: Path
+@dataclass(frozen=True, kw_only=True)
+class BenchOptions(DataOptions):
     ngf: int = 64
     ndf: int = 64
     batch: int = 64
     steps: int = 10
     warmup: int = 2
-    max_images: int | None = 2000
-    device: str = "auto"
-    cache_dir: Path | None = None
+    max_images: int | None = 2000  # enough faces to sample batches from
     out: Path | None = None  # optional JSON with the figures
 
 
@@ -68,7 +65,7 @@ def _timed(step: Callable[[], None], n: int, warmup: int, device: torch.device) 
 def run_bench(opts: BenchOptions) -> dict[str, object]:
     device = pick_device(opts.device)
     cfg = ModelConfig(ngf=opts.ngf, ndf=opts.ndf)
-    data = load_celeba(opts.data, cfg.image_size, opts.max_images, cache_dir=opts.cache_dir)
+    data = opts.load_data(cfg.image_size)
     files = [data.root / IMAGE_DIR / f for f in data.attributes.files]
     rng = np.random.default_rng(0)
 

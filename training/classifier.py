@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from training.data import CelebA, batches, load_celeba, to_model_input
+from training.data import CelebA, DataOptions, batches, to_model_input
 from training.runs import pick_device
 
 WEIGHTS, CONFIG = "classifier.safetensors", "classifier.json"
@@ -42,19 +42,13 @@ class AttributeClassifier(nn.Module):
         return self.head(self.trunk(x).mean((2, 3)))
 
 
-@dataclass(frozen=True)
-class ClassifierOptions:
-    data: Path
+@dataclass(frozen=True, kw_only=True)
+class ClassifierOptions(DataOptions):
     out: Path = Path("runs/classifier")
     width: int = 32
     batch: int = 128
     lr: float = 1e-3
     kimg: float = 60.0
-    max_images: int | None = None
-    val_fraction: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    cache_dir: Path | None = None
     image_size: int = 64
 
 
@@ -62,9 +56,7 @@ def train_classifier(opts: ClassifierOptions, data: CelebA | None = None) -> Pat
     device = pick_device(opts.device)
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    data = data or load_celeba(
-        opts.data, opts.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir
-    )
+    data = data or opts.load_data(opts.image_size)
     labels = torch.from_numpy(data.attributes.labels.astype(np.float32))
     clf = AttributeClassifier(len(data.attributes.names), opts.width).to(device)
     optim = torch.optim.Adam(clf.parameters(), opts.lr)

@@ -34,6 +34,21 @@ LANDMARKS = ((69.0, 111.0), (108.0, 111.0), (89.0, 152.0))
 CACHE_VERSION = 1
 
 
+@dataclass(frozen=True, kw_only=True)
+class DataOptions:
+    """The data options every training command shares; their fields become CLI flags."""
+
+    data: Path
+    max_images: int | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    cache_dir: Path | None = None
+
+    def load_data(self, image_size: int) -> CelebA:
+        return load_celeba(self.data, image_size, self.max_images, self.val_fraction, self.seed, self.cache_dir)
+
+
 class CelebAFormatError(ValueError):
     """A CelebA label file that is missing or does not follow the official format."""
 

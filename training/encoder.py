@@ -17,14 +17,13 @@ from tqdm import tqdm
 from models.checkpoint import FaceModel, load_checkpoint, save_checkpoint
 from models.losses import LOSSES, get_loss, l1, l2, ssim
 from models.networks import ENCODER_KINDS, ConvEncoder, Encoder, Generator, build_encoder
-from training.data import CelebA, batches, load_celeba, to_model_input
+from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
 from training.runs import new_run_dir, pick_device, write_options
 
 
-@dataclass(frozen=True)
-class EncoderOptions:
-    data: Path
+@dataclass(frozen=True, kw_only=True)
+class EncoderOptions(DataOptions):
     gan: Path  # checkpoint folder with G (and D for the transfer encoder)
     outdir: Path = Path("runs")
     encoder: str = "transfer"
@@ -34,11 +33,6 @@ class EncoderOptions:
     lr: float = 2e-4
     kimg: float = 50.0
     snapshot_every: int = 200
-    max_images: int | None = None
-    val_fraction: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODER_KINDS:
@@ -56,7 +50,7 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
     rng = np.random.default_rng(opts.seed)
     gan = load_checkpoint(opts.gan, device, parts=("G", "D"))
     cfg = replace(gan.cfg, encoder=opts.encoder)
-    data = data or load_celeba(opts.data, cfg.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir)
+    data = data or opts.load_data(cfg.image_size)
     E = build_encoder(cfg)
     if opts.encoder == "transfer":
         if gan.D is None:

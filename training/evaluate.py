@@ -21,16 +21,15 @@ from models.checkpoint import load_checkpoint
 from models.editing import OptimizeOptions, optimize_latent
 from models.losses import l1, l2, ssim
 from training.classifier import load_classifier
-from training.data import load_celeba, to_model_input
+from training.data import DataOptions, to_model_input
 from training.plots import save_grid
 from training.runs import pick_device
 
 TARGET_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young")
 
 
-@dataclass(frozen=True)
-class EvaluateOptions:
-    data: Path
+@dataclass(frozen=True, kw_only=True)
+class EvaluateOptions(DataOptions):
     checkpoint: Path
     classifier: Path
     out: Path = Path("report.json")
@@ -41,11 +40,6 @@ class EvaluateOptions:
     lambda1: float = 0.01
     lambda2: float = 0.001
     batch: int = 64
-    max_images: int | None = None
-    val_fraction: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.n_faces < 1 or self.opt_steps < 0 or self.batch < 1:
@@ -64,7 +58,7 @@ def evaluate(opts: EvaluateOptions) -> Path:
         raise ValueError(f"unknown attributes {unknown}; known: {names}")
     if clf_meta["names"] != names:
         raise ValueError("the classifier and the checkpoint disagree on the attribute list")
-    data = load_celeba(opts.data, model.cfg.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir)
+    data = opts.load_data(model.cfg.image_size)
     idx = data.val_idx[: opts.n_faces]
     images, labels = data.tensor(), torch.from_numpy(data.attributes.labels)
     strength = opts.strength if opts.strength is not None else float(model.meta.get("default_strength", 1.0))

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from models.checkpoint import FaceModel, load_optimizer_state, optimizer_state, save_checkpoint
 from models.networks import Discriminator, Generator, ModelConfig, update_ema
-from training.data import CelebA, batches, load_celeba, to_model_input
+from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
 from training.runs import new_run_dir, pick_device, write_options
 
@@ -26,9 +26,8 @@ RESUME = "resume.safetensors"
 M = TypeVar("M", Generator, Discriminator)
 
 
-@dataclass(frozen=True)
-class GanOptions:
-    data: Path
+@dataclass(frozen=True, kw_only=True)
+class GanOptions(DataOptions):
     outdir: Path = Path("runs")
     image_size: int = 64
     nz: int = 100
@@ -40,11 +39,6 @@ class GanOptions:
     kimg: float = 100.0  # thousands of real images shown to D
     ema_decay: float = 0.999
     snapshot_every: int = 200  # steps between sample grids, plots and checkpoints
-    max_images: int | None = None
-    val_fraction: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    cache_dir: Path | None = None
     resume: Path | None = None  # a run folder to continue
 
     def __post_init__(self) -> None:
@@ -61,9 +55,7 @@ def train_gan(opts: GanOptions, data: CelebA | None = None) -> Path:
     device = pick_device(opts.device)
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    data = data or load_celeba(
-        opts.data, opts.image_size, opts.max_images, opts.val_fraction, opts.seed, opts.cache_dir
-    )
+    data = data or opts.load_data(opts.image_size)
     cfg = opts.model_config()
     G = Generator(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     D = Discriminator(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
