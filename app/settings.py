@@ -31,8 +31,6 @@ class Settings(BaseSettings):
 
     max_strength: float = Field(5.0, gt=0)
     max_edits: int = Field(8, ge=1)
-    max_interpolation_steps: int = Field(32, ge=2)
-    max_generate: int = Field(16, ge=1)
 
     max_queue: int = Field(100, ge=1)  # queued + running optimised edits before 429
     local_workers: int = Field(1, ge=1)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from app.services.engine import Engine
 from app.services.images import decode_image, png_bytes
 from app.services.store import Store, key
-from models.editing import OptimizeOptions, apply_edit, optimize_latent
+from models.editing import OptimizeOptions, optimize_latent
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 
@@ -59,12 +59,8 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) ->
         target_png = store.get(key("face", p.get("target_id") or p["latent_id"]))
         if latent is None or target_png is None:
             raise LookupError("the face to edit expired before the job ran; encode it again")
-        z = torch.tensor(json.loads(latent)["z"], dtype=torch.float32)[None]
-        names = engine.attribute_names
-        if p["edits"]:
-            k = [names.index(e["attribute"]) for e in p["edits"]]
-            s = torch.tensor([e["strength"] for e in p["edits"]])
-            z = apply_edit(z, engine.model.directions[k].cpu(), s)  # type: ignore[index]
+        z0 = torch.tensor(json.loads(latent)["z"], dtype=torch.float32)[None]
+        z = engine.edit_latent(z0, [(e["attribute"], e["strength"]) for e in p["edits"]])
         target = torch.from_numpy(decode_image(target_png, 10**8).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
         opts = OptimizeOptions(steps=p["steps"], lr=p["lr"], lambda1=p["lambda1"], lambda2=p["lambda2"])
         last = [0.0]

@@ -22,7 +22,7 @@ from app.services.errors import InvalidParameter, NotFound, NotReady
 from app.services.images import decode_image, png_bytes
 from app.services.store import Store, key
 from app.settings import Settings
-from models.editing import apply_edit, lerp, slerp
+from models.editing import lerp, slerp
 from worker.jobs import JobRecord, read_job, write_job
 from worker.runner import JobRunner
 
@@ -67,11 +67,7 @@ class Editor:
     ) -> str:
         latent_id = new_id()
         ttl = self.settings.latent_ttl_s
-        record = {
-            "z": z.tolist(),
-            "matrix": None if matrix is None else matrix.tolist(),
-            "has_photo": photo_bytes is not None,
-        }
+        record = {"z": z.tolist(), "matrix": None if matrix is None else matrix.tolist()}
         self.store.put(key("latent", latent_id), json.dumps(record).encode(), ttl)
         self.store.put(key("face", latent_id), png_bytes(crop), ttl)
         if photo_bytes is not None:
@@ -98,35 +94,43 @@ class Editor:
         if bad:
             raise InvalidParameter(f"strength must be within [-{bound}, {bound}], got {bad}")
 
-    def edit(self, latent_id: str, edits: list[tuple[str, float]], paste: bool) -> np.ndarray:
-        """The edited face, or the whole photo with the edited face pasted back."""
+    def edit(
+        self,
+        edits: list[tuple[str, float]],
+        paste: bool,
+        latent_id: str | None = None,
+        upload: bytes | None = None,
+        face: int = 0,
+        aligned: bool = False,
+    ) -> tuple[np.ndarray, str]:
+        """The edited face (or the whole photo with it pasted back) and the id of the face edited.
+
+        The face is an upload, encoded first, or an earlier latent id; edits are checked before
+        any work is done.
+        """
         self.check_edits(edits)
+        if upload is not None:
+            latent_id = self.encode_upload(upload, face, aligned, reconstruct=False).latent_id
+        elif latent_id is None:
+            raise InvalidParameter("send an image file or a latent_id")
         record = self.latent(latent_id)
-        z = torch.tensor(record["z"], dtype=torch.float32)[None]
-        if edits:
-            names = self.engine.attribute_names
-            dirs = self.engine.model.directions[[names.index(a) for a, _ in edits]].cpu()  # type: ignore[index]
-            z = apply_edit(z, dirs, torch.tensor([s for _, s in edits]))
-        face = self.engine.render(z)[0]
+        z = self.engine.edit_latent(torch.tensor(record["z"], dtype=torch.float32)[None], edits)
+        edited = self.engine.render(z)[0]
         if not paste:
-            return face
+            return edited, latent_id
         photo_bytes = self.store.get(key("photo", latent_id))
         if photo_bytes is None or record["matrix"] is None:
             raise InvalidParameter("paste=true needs a face encoded from an uploaded photo (not a generated face)")
         photo = decode_image(photo_bytes, self.settings.max_image_pixels)
-        return faces.paste(photo, face, np.array(record["matrix"]))
+        return faces.paste(photo, edited, np.array(record["matrix"])), latent_id
 
     def interpolate(self, from_id: str, to_id: str, steps: int, method: str) -> np.ndarray:
-        if not 2 <= steps <= self.settings.max_interpolation_steps:
-            raise InvalidParameter(f"steps must be within [2, {self.settings.max_interpolation_steps}]")
         z0 = torch.tensor(self.latent(from_id)["z"], dtype=torch.float32)
         z1 = torch.tensor(self.latent(to_id)["z"], dtype=torch.float32)
         path = (slerp if method == "slerp" else lerp)(z0, z1, torch.linspace(0, 1, steps))
         return self.engine.render(path)
 
     def generate(self, seed: int, n: int) -> tuple[np.ndarray, list[str]]:
-        if not 1 <= n <= self.settings.max_generate:
-            raise InvalidParameter(f"n must be within [1, {self.settings.max_generate}]")
         z = torch.randn(n, self.engine.cfg.nz, generator=torch.Generator().manual_seed(seed))
         imgs = self.engine.render(z)
         ids = [self._save_latent(z[i], imgs[i], None, None) for i in range(n)]

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from models.checkpoint import FaceModel, load_checkpoint
+from models.editing import apply_edit
 
 _STOP = object()
 
@@ -58,6 +59,18 @@ class Engine:
     @property
     def attribute_names(self) -> list[str]:
         return self.model.attribute_names
+
+    @property
+    def default_strength(self) -> float:
+        return float(self.model.meta.get("default_strength", 1.0))
+
+    def edit_latent(self, z: Tensor, edits: list[tuple[str, float]]) -> Tensor:
+        """z (B, nz) + sum of strength * direction over (attribute, strength) pairs; names must be known."""
+        if not edits:
+            return z
+        assert self.model.directions is not None
+        rows = [self.attribute_names.index(a) for a, _ in edits]
+        return apply_edit(z, self.model.directions[rows].cpu(), torch.tensor([s for _, s in edits]))
 
     # --- the two forward passes -------------------------------------------------------
 

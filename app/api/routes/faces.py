@@ -89,17 +89,12 @@ async def edit(
     aligned: Annotated[bool, Query()] = False,
 ) -> Response | EditResponse:
     """Edit a face's attributes: z + sum s_i v_i, rendered by G."""
-    default = float(editor.engine.model.meta.get("default_strength", 1.0))
-    edits = parse_edits(attribute, strength, default)
-    editor.check_edits(edits)
-    if file is not None:
-        latent_id = (await run_in_threadpool(editor.encode_upload, await file.read(), face, aligned, False)).latent_id
-    elif latent_id is None:
-        raise InvalidParameter("send an image file or a latent_id")
-    image = await run_in_threadpool(editor.edit, latent_id, edits, paste)
+    edits = parse_edits(attribute, strength, editor.engine.default_strength)
+    upload = await file.read() if file is not None else None
+    image, edited_id = await run_in_threadpool(editor.edit, edits, paste, latent_id, upload, face, aligned)
     png = png_bytes(image)
     if format == "png":
-        return Response(png, media_type="image/png", headers={"X-Latent-Id": latent_id})
+        return Response(png, media_type="image/png", headers={"X-Latent-Id": edited_id})
     return EditResponse(image=data_url(png), edits=[EditItem(attribute=a, strength=s) for a, s in edits], pasted=paste)
 
 

@@ -22,7 +22,7 @@ def attributes(editor: EditorDep, settings: SettingsDep) -> AttributesResponse:
             )
             for a in editor.attributes()
         ],
-        default_strength=float(editor.engine.model.meta.get("default_strength", 1.0)),
+        default_strength=editor.engine.default_strength,
         max_strength=settings.max_strength,
     )
 
