@@ -16,12 +16,13 @@ from starlette.formparsers import MultiPartParser
 from app.api.deps import require_api_key
 from app.api.routes import faces, jobs, meta
 from app.middleware import BodySizeLimit
-from app.services.editor import Editor
-from app.services.engine import Engine
-from app.services.errors import ServiceError
-from app.services.store import make_store
 from app.settings import Settings, get_settings
-from worker.runner import CeleryRunner, JobRunner, LocalRunner
+from worker.celery_runner import CeleryRunner
+from worker.core.editor import Editor
+from worker.core.engine import Engine
+from worker.core.errors import ServiceError
+from worker.core.runner import JobRunner, LocalRunner
+from worker.core.store import make_store
 
 STATIC = Path(__file__).parent / "static"
 
@@ -33,6 +34,7 @@ def build_editor(settings: Settings) -> Editor:
         str(settings.checkpoint), settings.device, settings.batch_max, settings.batch_wait_ms
     )
     store = make_store(settings.redis_url, settings.memory_store_max_items)
+    # Where jobs run is chosen here, once: Celery workers over Redis, or the in-process pool.
     runner: JobRunner = CeleryRunner(settings) if settings.redis_url else LocalRunner(engine, store, settings)
     return Editor(engine, store, runner, settings)
 

@@ -6,11 +6,19 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from worker.jobs import Status
+from worker.core.jobs import Status
 
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class Inversion(BaseModel):
+    refined: bool = Field(description="whether E(x) was refined towards the photo")
+    steps: int
+    ms: float
+    l2_encoder: float | None = Field(description="pixel L2 (images in [-1, 1]) of G(E(x)) against the face")
+    l2: float | None = Field(description="pixel L2 of G(z) after refinement")
 
 
 class EncodeResponse(BaseModel):
@@ -19,7 +27,8 @@ class EncodeResponse(BaseModel):
     face_box: list[int] | None = Field(description="x, y, width, height of the face in the photo")
     faces_found: int
     aligned: str = Field(description="the aligned face crop the model sees, as a PNG data URL")
-    reconstruction: str = Field(description="G(E(x)) as a PNG data URL")
+    reconstruction: str = Field(description="G(z) as a PNG data URL")
+    inversion: Inversion
 
 
 class EditItem(BaseModel):
@@ -28,9 +37,10 @@ class EditItem(BaseModel):
 
 
 class EditResponse(BaseModel):
-    image: str = Field(description="PNG data URL of the edited face, or of the whole photo with paste=true")
+    image: str = Field(description="data URL of the edited photo (its own format) or of the 64 px generated face")
     edits: list[EditItem]
     pasted: bool
+    latent_id: str
 
 
 class InterpolateResponse(BaseModel):

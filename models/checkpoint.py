@@ -1,7 +1,7 @@
 """Checkpoints: `model.safetensors` + `config.json` in one folder; nothing is unpickled.
 
-config.json holds the format version, the ModelConfig, the attribute names and counts, the
-training data and options, and metrics. model.safetensors holds tensors only: `G.*` (the
+config.json holds the format version, the ModelConfig, the face geometry (alignment), the
+attribute names and counts, the training data and options, and metrics. model.safetensors holds tensors only: `G.*` (the
 EMA generator), optionally `D.*`, `E.*`, and `directions` (K, nz).
 """
 
@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from models.geometry import CELEBA, FaceGeometry
 from models.networks import (
     ConvEncoder,
     Discriminator,
@@ -46,6 +47,7 @@ class FaceModel:
     directions: Tensor | None = None  # (K, nz), row i edits attribute_names[i]
     attribute_names: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # data, options, counts, metrics
+    geometry: FaceGeometry = CELEBA  # the alignment the model was trained on
 
     @classmethod
     def new(cls, cfg: ModelConfig) -> FaceModel:
@@ -92,6 +94,7 @@ def save_checkpoint(path: str | Path, model: FaceModel, half: bool = False) -> P
         "model": asdict(model.cfg),
         "parts": [p for p, m in (("G", model.G), ("D", model.D), ("E", model.E)) if m is not None],
         "attribute_names": model.attribute_names,
+        "face_geometry": model.geometry.to_json(),
         **model.meta,
     }
     tmp = path / (WEIGHTS + ".tmp")
@@ -174,7 +177,13 @@ def load_checkpoint(
             raise CheckpointError(f"{path}: directions have shape {tuple(d.shape)}, expected ({len(names)}, {cfg.nz})")
         model.directions = d
         model.attribute_names = list(names)
-    model.meta = {k: v for k, v in config.items() if k not in ("format_version", "model", "parts", "attribute_names")}
+    if "face_geometry" in config:  # older checkpoints were all trained on CelebA's alignment
+        try:
+            model.geometry = FaceGeometry.from_json(config["face_geometry"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: face_geometry is invalid: {e}") from e
+    own = ("format_version", "model", "parts", "attribute_names", "face_geometry")
+    model.meta = {k: v for k, v in config.items() if k not in own}
     return model.to(device).eval()
 
 

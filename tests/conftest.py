@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from benchmarks.common import start_server
+from app.serve import start_server
 
 if TYPE_CHECKING:
     import torch

@@ -21,16 +21,15 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
+from models.geometry import CELEBA
+
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 IDENTITY_FILE = "identity_CelebA.txt"
 IMAGE_DIR = "img_align_celeba"
-FULL_SIZE = (178, 218)  # width, height of CelebA's aligned images
-# Face crop in full-resolution pixels (left, top, right, bottom): 140 x 140 around the
-# aligned eyes (y = 111) and mouth (y = 152), keeping the hair line for hair attributes.
-CROP_BOX = (19.0, 50.0, 159.0, 190.0)
-# CelebA's mean aligned landmarks (full resolution): left eye, right eye, mouth centre.
-LANDMARKS = ((69.0, 111.0), (108.0, 111.0), (89.0, 152.0))
+# The face crop (in full-resolution pixels) is the model's face geometry, kept in models/.
+FULL_SIZE = CELEBA.frame  # width, height of CelebA's aligned images
+CROP_BOX = CELEBA.crop_box
 CACHE_VERSION = 1
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from app.settings import Settings, get_settings
+from worker.core.settings import CoreSettings, get_core_settings
 
 QUEUE = "edits"
 
 
-def make_celery(settings: Settings) -> Celery:
+def make_celery(settings: CoreSettings) -> Celery:
     url = settings.redis_url or "redis://localhost:6379/0"
     app = Celery("faceedit", broker=url, backend=url, include=["worker.tasks"])
     app.conf.update(
@@ -40,4 +40,4 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-celery_app = make_celery(get_settings())
+celery_app = make_celery(get_core_settings())

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from app.services.editor import Editor
-from app.services.errors import ServiceError
 from app.settings import Settings
+from worker.core.editor import Editor
+from worker.core.errors import ServiceError
 
 
 class Unauthorized(ServiceError):

@@ -59,11 +59,25 @@ def test_edit_at_strength_zero_is_the_reconstruction(client: TestClient, photos:
     import base64
 
     rec = _img(base64.b64decode(body["reconstruction"].split(",", 1)[1]))
-    r = client.post("/edit", params={"latent_id": body["latent_id"], "attribute": "Smiling", "strength": 0})
+    face = {"latent_id": body["latent_id"], "attribute": "Smiling", "paste": False}
+    r = client.post("/edit", params={**face, "strength": 0})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert np.array_equal(_img(r.content), rec)
-    r2 = client.post("/edit", params={"latent_id": body["latent_id"], "attribute": "Smiling", "strength": 3})
+    r2 = client.post("/edit", params={**face, "strength": 3})
     assert not np.array_equal(_img(r2.content), rec)
+
+
+def test_edit_answers_the_users_own_photo_changed_only_where_the_edit_acts(client: TestClient, photos: Path) -> None:
+    original = _img((photos / "astronaut.png").read_bytes())
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+    same = client.post("/edit", params={"latent_id": lid, "attribute": "Smiling", "strength": 0})
+    assert same.headers["content-type"] == "image/png"  # PNG in, PNG out
+    assert np.array_equal(_img(same.content), original)  # no edit: not one pixel of the photo moves
+    edited = _img(client.post("/edit", params={"latent_id": lid, "attribute": "Male", "strength": 5}).content)
+    changed = np.abs(edited.astype(int) - original).max(2) > 2
+    assert changed.any()
+    ys, xs = np.nonzero(changed)  # all of the change lies on and around her face (x 178-267, y 63-175)
+    assert 120 < xs.min() and xs.max() < 330 and 0 <= ys.min() and ys.max() < 260
 
 
 def test_several_attributes_repeated_or_as_json_list(client: TestClient, photos: Path) -> None:
@@ -90,13 +104,16 @@ def test_several_attributes_repeated_or_as_json_list(client: TestClient, photos:
 
 def test_edit_an_upload_directly_and_paste_it_back(client: TestClient, photos: Path) -> None:
     data = (photos / "astronaut.png").read_bytes()
-    r = client.post("/edit", files={"file": ("a.png", data)}, params={"attribute": "Smiling", "paste": True})
-    assert r.status_code == 200
-    out, photo = _img(r.content), np.asarray(Image.open(photos / "astronaut.png").convert("RGB"))
-    assert out.shape == photo.shape
-    diff = np.abs(out.astype(int) - photo.astype(int)).sum(2)
-    assert diff[:25].max() == 0 and diff[-100:].max() == 0  # outside the aligned crop: untouched
-    assert diff[90:160, 190:260].mean() > 5  # the face itself changed
+    photo = np.asarray(Image.open(photos / "astronaut.png").convert("RGB"))
+    for blend in ("change", "generated"):
+        params = {"attribute": "Smiling", "strength": 5, "paste": True, "blend": blend}
+        r = client.post("/edit", files={"file": ("a.png", data)}, params=params)
+        assert r.status_code == 200
+        out = _img(r.content)
+        assert out.shape == photo.shape
+        diff = np.abs(out.astype(int) - photo.astype(int)).sum(2)
+        assert diff[:25].max() == 0 and diff[-100:].max() == 0, blend  # outside the aligned crop: untouched
+        assert diff[90:160, 190:260].mean() > 2, blend  # the face itself changed
     lid = r.headers["x-latent-id"]
     assert client.post("/edit", params={"latent_id": lid, "attribute": "Male"}).status_code == 200
 

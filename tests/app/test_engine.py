@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.services.engine import Engine
 from models import load_checkpoint
+from worker.core.engine import Engine
 
 
 def test_batched_answers_match_one_by_one(tiny_checkpoint: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.common import ROOT
+from app.serve import ROOT
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "artifacts" / "screenshots"

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.services.editor import new_id
-from app.services.store import MemoryStore
+from worker.core.editor import new_id
+from worker.core.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from benchmarks.common import free_port
+from app.serve import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

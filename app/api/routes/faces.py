@@ -10,12 +10,27 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from app.api.deps import EditorDep
-from app.schemas import EditItem, EditResponse, EncodeResponse, GeneratedFace, GenerateResponse, InterpolateResponse
-from app.services.errors import InvalidParameter
-from app.services.images import data_url, gif_bytes, png_bytes, strip
+from app.schemas import (
+    EditItem,
+    EditResponse,
+    EncodeResponse,
+    GeneratedFace,
+    GenerateResponse,
+    InterpolateResponse,
+    Inversion,
+)
+from worker.core.editor import Blend, Editor
+from worker.core.errors import InvalidParameter
+from worker.core.images import data_url, gif_bytes, png_bytes, strip
 
 router = APIRouter(tags=["faces"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+IMAGE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+        "description": "the edited photo in the upload's format, or the generated face as PNG",
+    }
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown or expired id"},
     413: {"description": "upload or image too large"},
@@ -31,18 +46,32 @@ async def encode(
     file: Annotated[UploadFile, File(description="a photo (JPEG, PNG, WebP...)")],
     face: Annotated[int, Query(ge=0, le=99, description="which face, largest first")] = 0,
     aligned: Annotated[bool, Query(description="the upload is already an aligned face crop")] = False,
+    refine: Annotated[bool, Query(description="refine E(x) towards the photo (slower, closer to the person)")] = True,
 ) -> EncodeResponse:
-    """Find the face, align it, and return its latent id, z and reconstruction."""
+    """Find the face, align it, invert it, and return its latent id, z and reconstruction."""
     data = await file.read()
-    enc = await run_in_threadpool(editor.encode_upload, data, face, aligned)
-    assert enc.reconstruction is not None
+    return await run_in_threadpool(_encode, editor, data, face, aligned, refine)
+
+
+def _encode(editor: Editor, data: bytes, face: int, aligned: bool, refine: bool) -> EncodeResponse:
+    enc = editor.encode_upload(data, face, aligned, refine)
+    assert enc.aligned is not None
+    rec = editor.engine.render(enc.z[None])[0]
+    inv = enc.inversion
     return EncodeResponse(
         latent_id=enc.latent_id,
-        z=enc.z,
+        z=enc.z.tolist(),
         face_box=list(enc.face_box) if enc.face_box else None,
         faces_found=enc.faces_found,
-        aligned=data_url(png_bytes(enc.aligned)),
-        reconstruction=data_url(png_bytes(enc.reconstruction)),
+        aligned=data_url(png_bytes(enc.aligned.pixels)),
+        reconstruction=data_url(png_bytes(rec)),
+        inversion=Inversion(
+            refined=bool(inv),
+            steps=int(inv.get("steps", 0)),
+            ms=round(1000 * inv.get("seconds", 0.0), 1),
+            l2_encoder=inv.get("l2_start"),
+            l2=inv.get("l2"),
+        ),
     )
 
 
@@ -76,26 +105,40 @@ def parse_edits(attributes: list[str], strengths: list[str], default: float) -> 
     return list(zip(names, values, strict=True))
 
 
-@router.post("/edit", responses={**PNG, **ERRORS}, response_model=EditResponse)
+@router.post("/edit", responses={**IMAGE, **ERRORS}, response_model=EditResponse)
 async def edit(
     editor: EditorDep,
     file: FileDep = None,
     latent_id: Annotated[str | None, Query(max_length=64, description="an id from /encode or /generate")] = None,
     attribute: Annotated[list[str], Query(description="attribute name; repeat it, or send a JSON list")] = [],  # noqa: B006
     strength: Annotated[list[str], Query(description="one per attribute, or one for all (default: the model's)")] = [],  # noqa: B006
-    paste: Annotated[bool, Query(description="blend the edited face back into the uploaded photo")] = False,
-    format: Annotated[Literal["png", "json"], Query()] = "png",
+    paste: Annotated[
+        bool | None,
+        Query(
+            description="true: the whole photo with the edit applied; false: the 64 px generated face; "
+            "default: the photo when the face came from one"
+        ),
+    ] = None,
+    blend: Annotated[
+        Blend,
+        Query(description="change: your photo + the edit's change (keeps you); generated: the model's face pasted"),
+    ] = "change",
+    format: Annotated[Literal["image", "json"], Query(description="image: in the upload's format")] = "image",
     face: Annotated[int, Query(ge=0, le=99)] = 0,
     aligned: Annotated[bool, Query()] = False,
 ) -> Response | EditResponse:
-    """Edit a face's attributes: z + sum s_i v_i, rendered by G."""
+    """Edit a face's attributes: z + sum s_i v_i, applied to your photo (or rendered by G)."""
     edits = parse_edits(attribute, strength, editor.engine.default_strength)
     upload = await file.read() if file is not None else None
-    image, edited_id = await run_in_threadpool(editor.edit, edits, paste, latent_id, upload, face, aligned)
-    png = png_bytes(image)
-    if format == "png":
-        return Response(png, media_type="image/png", headers={"X-Latent-Id": edited_id})
-    return EditResponse(image=data_url(png), edits=[EditItem(attribute=a, strength=s) for a, s in edits], pasted=paste)
+    out = await run_in_threadpool(editor.edit, edits, paste, blend, latent_id, upload, face, aligned)
+    if format == "json":
+        return EditResponse(
+            image=data_url(out.data, out.media_type),
+            edits=[EditItem(attribute=a, strength=s) for a, s in edits],
+            pasted=out.pasted,
+            latent_id=out.latent_id,
+        )
+    return Response(out.data, media_type=out.media_type, headers={"X-Latent-Id": out.latent_id})
 
 
 @router.get(

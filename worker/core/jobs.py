@@ -7,18 +7,20 @@ PNG under `result:<id>`. Tasks get ids and keys, never image bytes.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from PIL import Image
 from pydantic import BaseModel
 
-from app.services.engine import Engine
-from app.services.images import decode_image, png_bytes
-from app.services.store import Store, key
 from models.editing import OptimizeOptions, optimize_latent
+from worker.core.engine import Engine
+from worker.core.images import png_bytes
+from worker.core.store import Store, key
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 
@@ -61,7 +63,9 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) ->
             raise LookupError("the face to edit expired before the job ran; encode it again")
         z0 = torch.tensor(json.loads(latent)["z"], dtype=torch.float32)[None]
         z = engine.edit_latent(z0, [(e["attribute"], e["strength"]) for e in p["edits"]])
-        target = torch.from_numpy(decode_image(target_png, 10**8).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+        rgba = torch.from_numpy(np.asarray(Image.open(io.BytesIO(target_png)).convert("RGBA")).copy())
+        target = rgba[..., :3].permute(2, 0, 1)[None].float() / 127.5 - 1
+        mask = (rgba[..., 3] > 127).float()[None, None]  # padding outside the photo does not count
         opts = OptimizeOptions(steps=p["steps"], lr=p["lr"], lambda1=p["lambda1"], lambda2=p["lambda2"])
         last = [0.0]
 
@@ -74,7 +78,7 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) ->
         device = engine.device
         assert engine.model.D is not None
         z_opt, _ = optimize_latent(
-            engine.model.G, engine.model.D, z.to(device), target.to(device), opts, progress=progress
+            engine.model.G, engine.model.D, z.to(device), target.to(device), opts, mask.to(device), progress
         )
         img = engine.render(z_opt.cpu())[0]
         store.put(key("result", job_id), png_bytes(np.ascontiguousarray(img)), ttl_s)

@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 import redis
 
-from app.services.errors import Unavailable
+from worker.core.errors import Unavailable
 
 Kind = Literal["latent", "face", "photo", "job", "result"]
 

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from models.checkpoint import FaceModel, load_checkpoint
-from models.editing import apply_edit
+from models.editing import RefineOptions, apply_edit, refine_latent
+from models.geometry import FaceGeometry
 
 _STOP = object()
 
@@ -57,6 +58,10 @@ class Engine:
         return self.cfg.image_size
 
     @property
+    def geometry(self) -> FaceGeometry:
+        return self.model.geometry
+
+    @property
     def attribute_names(self) -> list[str]:
         return self.model.attribute_names
 
@@ -82,6 +87,20 @@ class Engine:
         """Latents (B, nz) -> faces (B, S, S, 3) uint8."""
         x = self._submit("render", z.float().cpu())
         return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+    def refine(
+        self, face: np.ndarray, valid: np.ndarray, z: Tensor, opts: RefineOptions
+    ) -> tuple[Tensor, dict[str, float]]:
+        """E(x) refined towards one aligned face (S, S, 3) uint8 under its validity mask (S, S).
+
+        Each optimiser step takes the forward-pass lock, so other requests' passes interleave.
+        """
+        x = torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+        mask = torch.from_numpy(valid.astype(np.float32))[None, None]
+        z_opt, stats = refine_latent(
+            self.model.G, x.to(self.device), z.to(self.device), mask.to(self.device), opts, lambda: self._lock
+        )
+        return z_opt.cpu(), stats
 
     @torch.inference_mode()
     def _forward(self, kind: str, data: Tensor) -> Tensor:

@@ -1,0 +1,37 @@
+"""The JobRunner that sends job ids to the Celery queue over Redis (the API injects it)."""
+
+from __future__ import annotations
+
+import redis
+
+from worker.celery_app import QUEUE, make_celery
+from worker.core.errors import QueueFull, Unavailable
+from worker.core.settings import CoreSettings
+
+
+class CeleryRunner:
+    """Sends the job id to the Celery queue; refuses with 429 when the queue is full."""
+
+    def __init__(self, settings: CoreSettings) -> None:
+        assert settings.redis_url
+        self.settings, self.queue = settings, QUEUE
+        self.celery = make_celery(settings)
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0)
+
+    def submit(self, job_id: str) -> None:
+        try:
+            waiting = int(self.redis.llen(self.queue))
+            if waiting >= self.settings.max_queue:
+                raise QueueFull(f"{waiting} jobs are waiting; the limit is {self.settings.max_queue}. Try again later.")
+            self.celery.send_task("faceedit.optimized_edit", args=[job_id], queue=self.queue, retry=False)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+            raise Unavailable("the job queue (Redis) is unreachable; try again shortly") from e
+
+    def reachable(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+
+    def close(self) -> None:
+        self.redis.close()

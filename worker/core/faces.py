@@ -1,0 +1,204 @@
+"""Find faces in whole photos, warp them to the crop the model was trained on, and back.
+
+Detection is YuNet (libfacedetection, via the `yuface` package: BSD-3, weights compiled into
+the wheel, nothing downloaded): boxes plus five landmarks per face. A least-squares
+similarity transform maps the landmarks onto the checkpoint's own template
+(`models.geometry.FaceGeometry`). Pixels the photo does not cover (a tight crop, a face at
+the edge) are filled with the face's mean colour and marked invalid, never mirrored.
+
+An edit goes back into the photo as a change, not as a new face (Brock et al. 2017, Neural
+Photo Editor): photo + mask * (G(z + edit) - G(z)), upsampled to the photo's resolution, so
+the user's own pixels, skin tone and grain stay wherever the edit does not act.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import yuface
+
+from models.geometry import FaceGeometry, similarity
+from worker.core.errors import InvalidParameter, NoFace
+
+DETECT_SIDE = 640  # detection runs on a copy whose long side is at most this (YuNet's sweet spot)
+MIN_SCORE = 60  # YuNet confidence, 0-100; below this, hands and shoulders start to appear
+NO_FACE_HELP = (
+    "no face found in the photo. Try a brighter, front-facing photo where the face is at least 40 pixels "
+    "wide; if the upload is already a face crop, send it with aligned=true"
+)
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x, y, width, height in the photo
+    landmarks: np.ndarray  # (5, 2) in LANDMARK_NAMES order, photo pixels
+    score: float  # detector confidence, 0-1
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """A face in the model's crop: pixels, which of them came from the photo, and the warp."""
+
+    pixels: np.ndarray  # (S, S, 3) uint8
+    valid: np.ndarray  # (S, S) bool: False where the crop lies outside the photo
+    matrix: np.ndarray  # (2, 3): photo pixels -> crop pixels
+
+
+_detect_lock = threading.Lock()  # libfacedetection keeps scratch buffers per call; one at a time
+
+
+def _yunet(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with _detect_lock:
+        confs, boxes, points = yuface.detect(np.ascontiguousarray(bgr), conf=MIN_SCORE / 100)
+    return confs.astype(np.float32), boxes.astype(np.float32), points.astype(np.float32).reshape(-1, 5, 2)
+
+
+def _plausible(box: np.ndarray, pts: np.ndarray) -> bool:
+    """Landmarks that make a face: eyes apart and level-ish, nose between, mouth below them."""
+    left, right, nose, ml, mr = pts
+    eye = right - left
+    d = float(np.hypot(*eye))
+    if not 0.2 * box[2] < d < 0.8 * box[2]:
+        return False
+    down = np.array([-eye[1], eye[0]]) / d  # perpendicular to the eye line, pointing to the chin
+    eyes_mid, mouth_mid = (left + right) / 2, (ml + mr) / 2
+    return bool(0.3 * d < (nose - eyes_mid) @ down < (mouth_mid - eyes_mid) @ down < 1.6 * d)
+
+
+def detect_faces(photo: np.ndarray) -> list[Face]:
+    """Faces in an (H, W, 3) RGB photo, largest first.
+
+    The photo is padded by a fifth of its size (so tight crops and avatars, where the face
+    touches the border, are still found) and scaled to DETECT_SIDE; when that finds nothing in
+    a large photo, a second pass at 2x that size looks for small faces.
+    """
+    h, w = photo.shape[:2]
+    for side in (DETECT_SIDE, 2 * DETECT_SIDE):
+        pad = max(h, w) // 5
+        scale = min(1.0, side / (max(h, w) + 2 * pad))
+        small = cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        p = round(pad * scale)
+        fill = [int(v) for v in small.reshape(-1, 3).mean(0)]
+        small = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_CONSTANT, value=fill)
+        confs, boxes, points = _yunet(small[..., ::-1])
+        found = [
+            Face(
+                box=tuple(int(round(v)) for v in ((b[:2] - p) / scale).tolist() + (b[2:] / scale).tolist()),  # type: ignore[arg-type]
+                landmarks=(pts - p) / scale,
+                score=float(c) / 100,
+            )
+            for c, b, pts in zip(confs, boxes, points, strict=True)
+            if _plausible(b, pts)
+        ]
+        if found or scale >= 1.0:
+            break
+    return sorted(found, key=lambda f: -f.box[2] * f.box[3])
+
+
+def find_face(photo: np.ndarray, index: int = 0) -> tuple[Face, int]:
+    """The index-th largest face; also how many faces the photo has."""
+    found = detect_faces(photo)
+    if not found:
+        raise NoFace(NO_FACE_HELP)
+    if not 0 <= index < len(found):
+        raise InvalidParameter(
+            f"face={index} asked for, but the photo has {len(found)} face(s); use face=0 to {len(found) - 1}",
+            faces=len(found),
+        )
+    return found[index], len(found)
+
+
+def align(photo: np.ndarray, face: Face, size: int, geometry: FaceGeometry) -> Aligned:
+    """The face warped into the model's size x size crop, with its validity mask."""
+    matrix = similarity(face.landmarks, geometry.template(size))
+    return warp_to_crop(photo, matrix, size)
+
+
+def whole_image(photo: np.ndarray, size: int) -> Aligned:
+    """For uploads that are already aligned crops: the whole image resized to the crop."""
+    h, w = photo.shape[:2]
+    matrix = np.array([[size / w, 0, 0], [0, size / h, 0]], dtype=np.float64)
+    return warp_to_crop(photo, matrix, size)
+
+
+def warp_to_crop(photo: np.ndarray, matrix: np.ndarray, size: int) -> Aligned:
+    """Warp through a supersampled crop (4x) then area-average, so big faces do not alias."""
+    over = 4
+    big = matrix * over
+    h, w = photo.shape[:2]
+    pixels = cv2.warpAffine(photo, big, (size * over,) * 2, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    inside = cv2.warpAffine(
+        np.ones((h, w), np.uint8), big, (size * over,) * 2, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT
+    )
+    pixels = cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA)
+    valid = cv2.resize(inside.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0.99
+    if not valid.all() and valid.any():
+        pixels[~valid] = pixels[valid].mean(0).round().astype(np.uint8)  # neutral, not a mirror image
+    return Aligned(pixels, valid, matrix)
+
+
+def is_grayscale(photo: np.ndarray) -> bool:
+    """True when the three channels agree (a black-and-white photo stored as RGB)."""
+    sample = photo[:: max(1, photo.shape[0] // 64), :: max(1, photo.shape[1] // 64)].astype(np.int16)
+    return bool(np.abs(sample - sample.mean(2, keepdims=True)).max() <= 3)
+
+
+def change_mask(delta: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Where an edit acts: (S, S) float32 in [0, 1], from the change itself.
+
+    delta: (S, S, 3) float32, G(z + edit) - G(z) in pixel units. Small differences (the
+    noise of two renders) get no weight; the mask grows smoothly with the change, is
+    feathered so it has no edge, and fades out at the crop border so no seam shows.
+    """
+    size = delta.shape[0]
+    strength = cv2.GaussianBlur(np.abs(delta).mean(2), (0, 0), size / 32)
+    mask = np.clip((strength - 4.0) / 12.0, 0, 1)  # 4 grey levels: noise; 16 and more: a real change
+    mask = cv2.GaussianBlur(mask, (0, 0), size / 24)
+    ramp = np.minimum(np.arange(size), np.arange(size)[::-1]) / (size * 0.12)
+    border = np.clip(np.minimum.outer(ramp, ramp), 0, 1)
+    valid_soft = cv2.GaussianBlur(valid.astype(np.float32), (0, 0), size / 48)
+    return (mask * border * valid_soft).astype(np.float32)
+
+
+def apply_change(
+    photo: np.ndarray, delta: np.ndarray, mask: np.ndarray, matrix: np.ndarray, grayscale: bool
+) -> np.ndarray:
+    """photo + mask * delta, with delta and mask warped from the crop to the photo's pixels.
+
+    Only the face's bounding rectangle is touched: the cost does not grow with the photo.
+    """
+    h, w = photo.shape[:2]
+    size = delta.shape[0]
+    inv = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inv.T
+    x0, y0 = np.floor(corners.min(0)).astype(int).clip(0, None)
+    x1, y1 = np.ceil(corners.max(0)).astype(int)
+    x1, y1 = min(int(x1), w), min(int(y1), h)
+    if x1 <= x0 or y1 <= y0:
+        return photo.copy()
+    inv_roi = inv.copy()
+    inv_roi[:, 2] -= (x0, y0)
+    weighted = np.dstack([delta * mask[..., None], mask])  # premultiplied, so the mask's edge carries no colour
+    out_wh = (int(x1 - x0), int(y1 - y0))
+    back = cv2.warpAffine(weighted, inv_roi, out_wh, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
+    change = back[..., :3]
+    if grayscale:
+        change = np.repeat(change @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(change.shape)
+    out = photo.copy()
+    roi = out[y0:y1, x0:x1].astype(np.float32) + change
+    out[y0:y1, x0:x1] = roi.round().clip(0, 255).astype(np.uint8)
+    return out
+
+
+def paste_face(photo: np.ndarray, face_img: np.ndarray, aligned: Aligned, grayscale: bool) -> np.ndarray:
+    """The plain generated face blended over the photo's face (the `blend=generated` option)."""
+    size = face_img.shape[0]
+    own = aligned.pixels.astype(np.float32)
+    delta = face_img.astype(np.float32) - own  # replacing the face = adding (new - old) everywhere
+    yy, xx = np.mgrid[:size, :size]
+    oval = (((xx - size / 2) / (size * 0.38)) ** 2 + ((yy - size * 0.55) / (size * 0.45)) ** 2) <= 1
+    mask = cv2.GaussianBlur(oval.astype(np.float32), (0, 0), size * 0.05) * aligned.valid
+    return apply_change(photo, delta, mask.astype(np.float32), aligned.matrix, grayscale)

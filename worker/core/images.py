@@ -1,0 +1,105 @@
+"""Decoding uploads safely and encoding images for answers."""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from worker.core.errors import BadImage, NotAnImage, TooLarge
+
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A decoded upload: upright RGB pixels and what is needed to answer in its own format."""
+
+    pixels: np.ndarray  # (H, W, 3) uint8, EXIF orientation applied
+    format: str  # "JPEG", "PNG", ... as Pillow names it
+    exif: bytes  # the upload's EXIF (orientation reset), b"" if none
+
+
+def decode_photo(data: bytes, max_pixels: int) -> Photo:
+    """Upload bytes -> Photo; the pixel limit is checked from the header, before decoding."""
+    if not data:
+        raise NotAnImage("the upload is empty; send a JPEG, PNG or WebP photo")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data), formats=FORMATS)
+            w, h = opened.size
+            if w * h > max_pixels:  # the header alone tells the size: nothing decoded yet
+                raise TooLarge(f"the image has {w}x{h} pixels; the limit is {max_pixels} pixels", limit=max_pixels)
+            fmt = opened.format or "PNG"
+            opened.load()
+            upright = ImageOps.exif_transpose(opened)  # phone photos: rotate as the camera meant
+    except TooLarge:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        if isinstance(e, UnidentifiedImageError):
+            raise NotAnImage("the upload is not an image we can read (JPEG, PNG, WebP, BMP, GIF, TIFF)") from e
+        raise TooLarge(f"the image is too large to decode: {e}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise BadImage(f"the image is damaged or truncated: {e}") from e
+    exif = upright.getexif()
+    return Photo(_rgb(upright), fmt, exif.tobytes() if len(exif) else b"")
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """Upload bytes -> (H, W, 3) uint8 RGB, upright."""
+    return decode_photo(data, max_pixels).pixels
+
+
+def _rgb(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit and float greys: scale, don't clip
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        grey = (a / top * 255).clip(0, 255).round().astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "P", "PA"):  # transparent pixels become white, not black
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def encode_like(img: np.ndarray, photo: Photo) -> tuple[bytes, str]:
+    """The answer in the upload's own format (JPEG stays JPEG, with its EXIF), else PNG."""
+    fmt = photo.format if photo.format in MEDIA_TYPES else "PNG"
+    buf = io.BytesIO()
+    im = Image.fromarray(img)
+    if fmt == "JPEG":
+        im.save(buf, format="JPEG", quality=92, exif=photo.exif)
+    elif fmt == "WEBP":
+        im.save(buf, format="WEBP", quality=92, exif=photo.exif)
+    else:
+        im.save(buf, format="PNG", compress_level=1, exif=photo.exif)
+    return buf.getvalue(), MEDIA_TYPES[fmt]
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", compress_level=1)  # fast; faces are small
+    return buf.getvalue()
+
+
+def data_url(data: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64," + base64.b64encode(data).decode()
+
+
+def strip(images: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) -> (S, N*S, 3): frames side by side."""
+    return np.concatenate(list(images), axis=1)
+
+
+def gif_bytes(images: np.ndarray, ms_per_frame: int = 120) -> bytes:
+    """An animated GIF that plays the frames forward then back, looping forever."""
+    frames = [Image.fromarray(f) for f in images]
+    frames = frames + frames[-2:0:-1]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+    return buf.getvalue()

@@ -1,0 +1,63 @@
+"""What the service core needs to run: the model, the store, the limits, the job policy.
+
+One `CoreSettings` object, read from FACEEDIT_* environment variables and validated once;
+the API's `app.settings.Settings` adds what only HTTP needs (key, CORS, upload size).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class CoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACEEDIT_", env_file=".env", extra="ignore")
+
+    checkpoint: Path = ROOT / "checkpoints" / "celeba64"
+    device: str = "cpu"
+    torch_threads: int = Field(0, ge=0, description="0 = torch's default")
+    # None: embedded mode (in-memory store, jobs in a local thread pool inside the API)
+    redis_url: str | None = None
+
+    max_image_pixels: int = Field(40_000_000, ge=4096)  # decoded width * height
+    latent_ttl_s: int = Field(3600, ge=10)
+    result_ttl_s: int = Field(3600, ge=10)
+    # Embedded mode only: the in-memory store keeps at most this many items (3 per face).
+    memory_store_max_items: int = Field(30_000, ge=100)
+
+    max_strength: float = Field(5.0, gt=0)
+    max_edits: int = Field(8, ge=1)
+
+    # The refinement of E(x) that /encode runs (In-Domain GAN Inversion style): at most this
+    # many optimiser steps and this much wall time per face; 0 steps answers E(x) alone.
+    refine_steps: int = Field(60, ge=0, le=500)
+    refine_budget_ms: float = Field(600.0, ge=0)
+
+    max_queue: int = Field(100, ge=1)  # queued + running optimised edits before 429
+    local_workers: int = Field(1, ge=1)
+    job_time_limit_s: int = Field(300, ge=5)
+    job_max_retries: int = Field(3, ge=0)
+    # A job whose worker died is handed to another worker after this long unacknowledged.
+    job_visibility_timeout_s: int | None = Field(None, ge=1, description="default: job_time_limit_s + 30")
+
+    batch_max: int = Field(16, ge=1)  # requests merged into one forward pass
+    batch_wait_ms: float = Field(2.0, ge=0)  # 0 disables batching
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return v
+
+
+@lru_cache
+def get_core_settings() -> CoreSettings:
+    return CoreSettings()
