@@ -1,7 +1,8 @@
 """Latency and throughput of the service, started here on loopback, batching on and off.
 
 /edit and /encode on a whole photo and on an already aligned face, and /edit on a latent id
-(what the page's sliders send), under 1 and 16 concurrent clients: p50, p95, requests/s.
+(what the page's sliders send: the user's 512 px photo, a 4000 x 3000 JPEG, or the 64 px
+face), under 1 and 16 concurrent clients: p50, p95, requests/s.
 The service runs twice, with request batching on (FACEEDIT_BATCH_WAIT_MS=2) and off (0),
 and the throughput ratio is printed.
 
@@ -13,19 +14,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import io
 import json
 import os
 from pathlib import Path
 
 import httpx
+from PIL import Image
 
 from benchmarks.common import PHOTOS, ROOT, Request, drive, start_server
 
 
-def cases(photo: bytes, aligned: bytes, latent_id: str) -> dict[str, Request]:
+def big_photo(photo: bytes) -> bytes:
+    """A 4000 x 3000 phone-sized JPEG with the photo's face in it."""
+    im = Image.open(io.BytesIO(photo)).convert("RGB").resize((3000, 3000), Image.Resampling.BICUBIC)
+    canvas = Image.new("RGB", (4000, 3000), (90, 110, 130))
+    canvas.paste(im, (500, 0))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def cases(photo: bytes, aligned: bytes, latent_id: str, big_id: str) -> dict[str, Request]:
     edit = {"attribute": "Smiling", "strength": "1.0"}
     return {
-        "edit latent_id": lambda h: h.post("/edit", params={**edit, "latent_id": latent_id}),
+        "edit id, 512 photo": lambda h: h.post("/edit", params={**edit, "latent_id": latent_id}),
+        "edit id, 4000x3000": lambda h: h.post("/edit", params={**edit, "latent_id": big_id}),
+        "edit id, 64 px face": lambda h: h.post("/edit", params={**edit, "latent_id": latent_id, "paste": "false"}),
         "edit aligned face": lambda h: h.post(
             "/edit", params={**edit, "aligned": "true"}, files={"file": ("f.png", aligned)}
         ),
@@ -34,6 +49,9 @@ def cases(photo: bytes, aligned: bytes, latent_id: str) -> dict[str, Request]:
             "/encode", params={"aligned": "true"}, files={"file": ("f.png", aligned)}
         ),
         "encode photo": lambda h: h.post("/encode", files={"file": ("p.png", photo)}),
+        "encode photo, no refine": lambda h: h.post(
+            "/encode", params={"refine": "false"}, files={"file": ("p.png", photo)}
+        ),
     }
 
 
@@ -44,13 +62,15 @@ def main() -> None:
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     photo = (PHOTOS / "astronaut.png").read_bytes()
+    big = big_photo(photo)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for label, wait_ms in (("batched", "2"), ("unbatched", "0")):
         proc, url = start_server({"FACEEDIT_CHECKPOINT": args.checkpoint, "FACEEDIT_BATCH_WAIT_MS": wait_ms})
         try:
             enc = httpx.post(url + "/encode", files={"file": ("p.png", photo)}, timeout=30).json()
             aligned = base64.b64decode(enc["aligned"].split(",", 1)[1])
-            for name, request in cases(photo, aligned, enc["latent_id"]).items():
+            big_id = httpx.post(url + "/encode", files={"file": ("b.jpg", big)}, timeout=60).json()["latent_id"]
+            for name, request in cases(photo, aligned, enc["latent_id"], big_id).items():
                 for clients in (1, 16):
                     total = args.requests if clients > 1 else max(16, args.requests // 4)
                     r = asyncio.run(drive(url, request, clients, total=total))

@@ -122,7 +122,7 @@ async function updatePreview() {
   state.inFlight = true;
   $("busy").textContent = "(updating…)";
   try {
-    const blob = await (await api("/edit?" + editParams(), { method: "POST" })).blob();
+    const blob = await (await api("/edit?" + editParams({ paste: "false" }), { method: "POST" })).blob();
     if (state.faceBlobUrl) URL.revokeObjectURL(state.faceBlobUrl);
     state.faceBlobUrl = URL.createObjectURL(blob);
     $("preview").src = state.faceBlobUrl;
@@ -150,7 +150,7 @@ async function downloadPhoto() {
     const blob = await (await api("/edit?" + editParams({ paste: "true" }), { method: "POST" })).blob();
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = "edited-photo.png";
+    a.download = blob.type === "image/jpeg" ? "edited-photo.jpg" : "edited-photo.png";
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   } catch (e) {

@@ -77,7 +77,7 @@ def test_edit_answers_the_users_own_photo_changed_only_where_the_edit_acts(clien
     changed = np.abs(edited.astype(int) - original).max(2) > 2
     assert changed.any()
     ys, xs = np.nonzero(changed)  # all of the change lies on and around her face (x 178-267, y 63-175)
-    assert 120 < xs.min() and xs.max() < 330 and 0 <= ys.min() and ys.max() < 260
+    assert xs.min() > 120 and xs.max() < 330 and ys.min() >= 0 and ys.max() < 260
 
 
 def test_several_attributes_repeated_or_as_json_list(client: TestClient, photos: Path) -> None:
@@ -302,3 +302,30 @@ def test_cors_is_closed_by_default(client: TestClient, make_client: Any) -> None
     opened = make_client(cors_origins=["https://app.example"])
     r = opened.options("/edit", headers={**pre, "Origin": "https://app.example"})
     assert r.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_encode_reports_the_refined_inversion(client: TestClient, photos: Path) -> None:
+    inv = _encode(client, photos / "astronaut.png")["inversion"]
+    assert inv["refined"] and inv["steps"] >= 1 and inv["l2"] <= inv["l2_encoder"]
+    plain = _encode(client, photos / "astronaut.png", refine=False)["inversion"]
+    assert not plain["refined"] and plain["steps"] == 0
+
+
+def test_jpeg_in_jpeg_out_with_its_exif_and_grey_stays_grey(client: TestClient, photos: Path) -> None:
+    grey = Image.open(photos / "astronaut.png").convert("L")
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # the camera's make, which the answer must keep
+    buf = io.BytesIO()
+    grey.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    r = client.post("/edit", files={"file": ("g.jpg", buf.getvalue())}, params={"attribute": "Male", "strength": 5})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    out = Image.open(io.BytesIO(r.content))
+    assert out.format == "JPEG" and out.size == grey.size and out.getexif().get(0x010F) == "PhoneMaker"
+    rgb = np.asarray(out.convert("RGB")).astype(int)
+    assert np.abs(rgb - rgb.mean(2, keepdims=True)).max() <= 4  # no colour pasted into a black-and-white photo
+
+
+def test_no_face_answer_says_what_to_try(client: TestClient) -> None:
+    blank = np.full((200, 200, 3), 200, np.uint8)
+    r = client.post("/encode", files={"file": ("b.png", _png(blank))})
+    assert r.status_code == 422 and "aligned=true" in r.json()["detail"]

@@ -61,11 +61,11 @@ def _plausible(box: np.ndarray, pts: np.ndarray) -> bool:
     left, right, nose, ml, mr = pts
     eye = right - left
     d = float(np.hypot(*eye))
-    if not 0.2 * box[2] < d < 0.8 * box[2]:
+    if not 0.15 * box[2] < d < 0.8 * box[2]:  # a face turned away has its eyes closer together
         return False
     down = np.array([-eye[1], eye[0]]) / d  # perpendicular to the eye line, pointing to the chin
     eyes_mid, mouth_mid = (left + right) / 2, (ml + mr) / 2
-    return bool(0.3 * d < (nose - eyes_mid) @ down < (mouth_mid - eyes_mid) @ down < 1.6 * d)
+    return bool(0.3 * d < (nose - eyes_mid) @ down < (mouth_mid - eyes_mid) @ down < 2.5 * d)
 
 
 def detect_faces(photo: np.ndarray) -> list[Face]:
@@ -146,16 +146,17 @@ def is_grayscale(photo: np.ndarray) -> bool:
     return bool(np.abs(sample - sample.mean(2, keepdims=True)).max() <= 3)
 
 
-def change_mask(delta: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def change_mask(delta: np.ndarray, valid: np.ndarray, low: float = 1.5, high: float = 6.0) -> np.ndarray:
     """Where an edit acts: (S, S) float32 in [0, 1], from the change itself.
 
-    delta: (S, S, 3) float32, G(z + edit) - G(z) in pixel units. Small differences (the
-    noise of two renders) get no weight; the mask grows smoothly with the change, is
-    feathered so it has no edge, and fades out at the crop border so no seam shows.
+    delta: (S, S, 3) float32, G(z + edit) - G(z) in pixel units. Faint differences (the
+    background and hair around a mouth edit) get no weight, so they cannot ghost into the
+    photo; the mask grows smoothly with the change, is feathered so it has no edge, and fades
+    out at the crop border so no seam shows.
     """
     size = delta.shape[0]
     strength = cv2.GaussianBlur(np.abs(delta).mean(2), (0, 0), size / 32)
-    mask = np.clip((strength - 4.0) / 12.0, 0, 1)  # 4 grey levels: noise; 16 and more: a real change
+    mask = np.clip((strength - low) / (high - low), 0, 1)  # grey levels: below `low` untouched, `high`: all
     mask = cv2.GaussianBlur(mask, (0, 0), size / 24)
     ramp = np.minimum(np.arange(size), np.arange(size)[::-1]) / (size * 0.12)
     border = np.clip(np.minimum.outer(ramp, ramp), 0, 1)

@@ -1,0 +1,111 @@
+"""Detection, alignment and the photo edit of the service core, on real photo files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.geometry import CELEBA
+from worker.core import faces
+from worker.core.errors import NoFace
+from worker.core.images import decode_photo, encode_like
+
+MAX_PIXELS = 40_000_000
+
+
+def _photo(path: Path) -> np.ndarray:
+    return decode_photo(path.read_bytes(), MAX_PIXELS).pixels
+
+
+def _jpeg(im: Image.Image, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=92, **kw)
+    return buf.getvalue()
+
+
+def _inside(point: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    x, y, w, h = box
+    return bool(x <= point[0] <= x + w and y <= point[1] <= y + h)
+
+
+def test_every_face_of_the_shipped_photos_and_nothing_else(photos: Path) -> None:
+    counts = {name: len(faces.detect_faces(_photo(photos / name))) for name in ("astronaut.png", "group.jpg")}
+    assert counts == {"astronaut.png": 1, "group.jpg": 6}
+    einstein = faces.detect_faces(_photo(photos / "einstein.jpg"))
+    assert einstein and 300 < einstein[0].box[0] < 400  # his face, the largest, right of centre
+    messi = faces.detect_faces(_photo(photos / "messi5.jpg"))
+    assert messi and _inside(messi[0].landmarks[2], (200, 80, 90, 70))  # his face, not a shoulder
+    for found in (einstein, messi):
+        for f in found:  # each detection has a face's landmarks inside its own box
+            assert all(_inside(p, f.box) for p in f.landmarks)
+
+
+def test_exif_rotated_phone_photo_is_found_upright(photos: Path) -> None:
+    upright = Image.open(photos / "astronaut.png").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways; displayed rotated 90 degrees clockwise
+    data = _jpeg(upright.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
+    photo = decode_photo(data, MAX_PIXELS)
+    assert photo.pixels.shape == (512, 512, 3) and photo.format == "JPEG"
+    (face,) = faces.detect_faces(photo.pixels)
+    ref = faces.detect_faces(np.asarray(upright))[0]
+    assert np.abs(face.landmarks - ref.landmarks).max() < 6  # the same eyes, nose and mouth
+    out, media_type = encode_like(photo.pixels, photo)
+    again = Image.open(io.BytesIO(out))
+    assert media_type == "image/jpeg" and again.format == "JPEG" and again.getexif().get(0x0112, 1) == 1
+
+
+def test_tight_crop_is_padded_with_a_mask_not_a_mirror(photos: Path) -> None:
+    photo = _photo(photos / "astronaut.png")
+    face = faces.detect_faces(photo)[0]
+    x, y, w, h = face.box
+    tight = np.ascontiguousarray(photo[y + h // 6 : y + h, x : x + w])  # forehead and hair cut off
+    (found,) = faces.detect_faces(tight)
+    crop = faces.align(tight, found, 64, CELEBA)
+    assert 0.05 < 1 - crop.valid.mean() < 0.8  # part of the crop lies outside the photo
+    outside = crop.pixels[~crop.valid]
+    assert (outside == outside[0]).all()  # one neutral colour, no reflected copy of the face
+
+
+def test_small_face_on_a_big_canvas(photos: Path) -> None:
+    face = Image.open(photos / "astronaut.png").convert("RGB").resize((256, 256))
+    canvas = Image.new("RGB", (4000, 3000), (120, 130, 110))
+    canvas.paste(face, (2900, 2100))
+    found = faces.detect_faces(np.asarray(canvas))
+    assert len(found) == 1 and 2900 < found[0].box[0] < 3156
+
+
+def test_no_face_says_what_to_try() -> None:
+    blank = np.full((300, 300, 3), 128, np.uint8)
+    with pytest.raises(NoFace, match="aligned=true"):
+        faces.find_face(blank)
+
+
+def test_grey_16_bit_png_decodes_to_its_real_tones(photos: Path) -> None:
+    grey = np.asarray(Image.open(photos / "astronaut.png").convert("L"), np.uint16) * 257
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "PNG")  # mode I;16
+    pixels = decode_photo(buf.getvalue(), MAX_PIXELS).pixels
+    assert np.abs(pixels[..., 0].astype(int) - grey // 257).max() <= 1
+    assert faces.is_grayscale(pixels) and len(faces.detect_faces(pixels)) == 1
+
+
+def test_a_change_lands_where_it_acts_and_grey_stays_grey(photos: Path) -> None:
+    photo = _photo(photos / "astronaut.png")
+    crop = faces.align(photo, faces.detect_faces(photo)[0], 64, CELEBA)
+    delta = np.zeros((64, 64, 3), np.float32)
+    delta[40:50, 20:44] = (60, -20, -20)  # a reddish change around the mouth
+    mask = faces.change_mask(delta, crop.valid)
+    assert mask[45, 32] > 0.5 and mask[5, 5] == 0 and mask[32, 2] < 0.05  # none in the corners or at the border
+    out = faces.apply_change(photo, delta, mask, crop.matrix, grayscale=False)
+    moved = np.abs(out.astype(int) - photo).max(2) > 0
+    ys, xs = np.nonzero(moved)
+    mouth = (np.c_[faces.detect_faces(photo)[0].landmarks[3:], np.ones(2)]).mean(0)[:2]
+    assert abs(xs.mean() - mouth[0]) < 15 and abs(ys.mean() - mouth[1]) < 15
+    grey = np.repeat(photo.mean(2, keepdims=True).astype(np.uint8), 3, 2)
+    out_grey = faces.apply_change(grey, delta, mask, crop.matrix, grayscale=True)
+    assert faces.is_grayscale(out_grey) and not np.array_equal(out_grey, grey)

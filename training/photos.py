@@ -1,0 +1,211 @@
+"""Whole-photo evaluation: the service's own pipeline on photos it has never seen.
+
+Test photos are made from held-out CelebA faces (people not in the training split) the way
+users' photos differ from aligned crops: the tight crop itself, a portrait on a larger
+canvas, a small face on a big photo, a phone JPEG stored sideways with its EXIF orientation,
+black and white, and dark; plus the shipped photos in ../shared/data/photos. Each is
+encoded and edited by `worker.core.editor.Editor` exactly as `/edit?paste=true` does, and
+judged by an independent identity model (training.identity) and the attribute classifier.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageFilter, ImageOps
+from tqdm import tqdm
+
+from training.classifier import AttributeClassifier
+from training.data import IMAGE_DIR, CelebA
+from training.identity import SAME_PERSON, IdentityJudge
+from worker.core.editor import Editor, Encoded
+from worker.core.engine import Engine
+from worker.core.errors import ServiceError
+from worker.core.faces import warp_to_crop
+from worker.core.runner import LocalRunner
+from worker.core.settings import CoreSettings
+from worker.core.store import MemoryStore
+
+KINDS = ("crop", "portrait", "small", "exif", "grey", "dark")
+
+
+@dataclass(frozen=True)
+class TestPhoto:
+    name: str
+    kind: str
+    data: bytes
+    face: int = 0
+
+
+def _jpeg(im: Image.Image, **kw: Any) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90, **kw)
+    return buf.getvalue()
+
+
+def make_photo(path: Path, kind: str, rng: np.random.Generator) -> bytes:
+    """One test photo of `kind` from an aligned CelebA image."""
+    face = Image.open(path).convert("RGB")
+    if kind == "crop":
+        return path.read_bytes()
+    big = face.resize((face.width * 3, face.height * 3), Image.Resampling.BICUBIC)
+    if kind in ("portrait", "small"):
+        canvas_size = (900, 1200) if kind == "portrait" else (2400, 1800)
+        scale = 1.0 if kind == "portrait" else 0.5
+        subject = big.resize((round(big.width * scale), round(big.height * scale)), Image.Resampling.LANCZOS)
+        noise = rng.integers(0, 256, (canvas_size[1] // 64, canvas_size[0] // 64, 3), dtype=np.uint8)
+        canvas = Image.fromarray(noise).resize(canvas_size, Image.Resampling.BICUBIC)  # a blurry, face-free scene
+        canvas = canvas.filter(ImageFilter.GaussianBlur(8))
+        x = int(rng.integers(0, canvas_size[0] - subject.width))
+        y = int(rng.integers(0, canvas_size[1] - subject.height))
+        canvas.paste(subject, (x, y))
+        return _jpeg(canvas)
+    if kind == "exif":  # pixels stored sideways, as a phone held upright writes them
+        exif = Image.Exif()
+        exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+        return _jpeg(big.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
+    if kind == "grey":
+        return _jpeg(ImageOps.grayscale(big))
+    if kind == "dark":
+        return _jpeg(Image.fromarray((np.asarray(big, np.float32) * 0.4).astype(np.uint8)))
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def test_photos(data: CelebA, per_kind: int, shipped: Path | None, seed: int = 0) -> list[TestPhoto]:
+    """per_kind photos of every kind, each from a different held-out face, kinds interleaved."""
+    rng = np.random.default_rng(seed)
+    idx = data.val_idx[: per_kind * len(KINDS)]
+    photos = [
+        TestPhoto(
+            f"{data.attributes.files[i]}:{kind}",
+            kind,
+            make_photo(data.root / IMAGE_DIR / data.attributes.files[i], kind, rng),
+        )
+        for j, i in enumerate(idx)
+        for kind in (KINDS[j % len(KINDS)],)
+    ]
+    if shipped is not None and shipped.is_dir():
+        for path in sorted(shipped.iterdir()):
+            photos.append(TestPhoto(path.name, "shipped", path.read_bytes()))
+    return photos
+
+
+def _crop_of(photo: np.ndarray, enc: Encoded, size: int) -> np.ndarray:
+    assert enc.aligned is not None
+    return warp_to_crop(photo, enc.aligned.matrix, size).pixels
+
+
+def _judge(clf: AttributeClassifier, crops: list[np.ndarray]) -> np.ndarray:
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        return (clf(x) > 0).numpy()
+
+
+def _zoom(photo: np.ndarray, box: tuple[int, int, int, int], side: int = 160) -> np.ndarray:
+    """The region around a face (2x its box), as a side x side tile."""
+    x, y, w, h = box
+    c = (x + w / 2, y + h / 2)
+    r = max(w, h)
+    m = np.array(
+        [[side / (2 * r), 0, side / 2 - c[0] * side / (2 * r)], [0, side / (2 * r), side / 2 - c[1] * side / (2 * r)]]
+    )
+    return cv2.warpAffine(photo, m, (side, side), flags=cv2.INTER_AREA, borderValue=(255, 255, 255))
+
+
+def evaluate_photos(
+    checkpoint: Path,
+    clf: AttributeClassifier,
+    names: list[str],
+    photos: list[TestPhoto],
+    attributes: tuple[str, ...],
+    strength: float,
+    sheet_path: Path,
+    sheet_rows: int = 20,
+) -> dict[str, Any]:
+    """Faces found, identity kept and attributes reached on whole photos, per blend; and a sheet."""
+    settings = CoreSettings(checkpoint=checkpoint, batch_wait_ms=0)
+    engine = Engine.from_checkpoint(str(checkpoint), "cpu", batch_wait_ms=0)
+    store = MemoryStore()
+    editor = Editor(engine, store, LocalRunner(engine, store, settings), settings)
+    judge = IdentityJudge()
+    size = engine.image_size
+    blends = ("change", "generated")
+    found: dict[str, list[bool]] = {}
+    same = {b: {a: [] for a in attributes} for b in blends}  # type: dict[str, dict[str, list[float]]]
+    reached = {b: {a: [] for a in attributes} for b in blends}  # type: dict[str, dict[str, list[bool]]]
+    ms: list[float] = []
+    rows: list[np.ndarray] = []
+    for p in tqdm(photos, desc="photos", unit="photo"):
+        try:
+            enc = editor.encode_upload(p.data, p.face)
+        except ServiceError:
+            found.setdefault(p.kind, []).append(False)
+            continue
+        found.setdefault(p.kind, []).append(True)
+        ms.append(1000 * enc.inversion.get("seconds", 0.0))
+        assert enc.photo is not None and enc.face_box is not None
+        original = enc.photo.pixels
+        rect = judge.locate(original, enc.face_box)
+        ref = judge.descriptor(original, rect)
+        before = _judge(clf, [_crop_of(original, enc, size)])[0]
+        tiles = [_zoom(original, enc.face_box)]
+        for a in attributes:
+            k = names.index(a)
+            sign = -1.0 if before[k] else 1.0  # push each face to the other side
+            z_edit = engine.edit_latent(enc.z[None], [(a, sign * strength)])
+            for b in blends:
+                out = editor.apply_to_photo(enc, z_edit, b)  # type: ignore[arg-type]
+                same[b][a].append(float(np.linalg.norm(judge.descriptor(out, rect) - ref)))
+                reached[b][a].append(bool(_judge(clf, [_crop_of(out, enc, size)])[0][k] != before[k]))
+                if b == "change":
+                    tiles.append(_zoom(out, enc.face_box))
+        if len(rows) < sheet_rows:
+            rows.append(np.concatenate(tiles, axis=1))
+    if rows:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(sheet_path)
+    editor.runner.close()
+    engine.close()
+    n_found = sum(sum(v) for v in found.values())
+    return {
+        "photos": len(photos),
+        "faces_found": n_found,
+        "faces_found_by_kind": {k: f"{sum(v)}/{len(v)}" for k, v in found.items()},
+        "refine_ms_median": float(np.median(ms)) if ms else None,
+        "strength": strength,
+        "same_person_threshold": SAME_PERSON,
+        "blends": {
+            b: {
+                a: {
+                    "same_person": float(np.mean(np.array(same[b][a]) < SAME_PERSON)),
+                    "distance_median": float(np.median(same[b][a])),
+                    "target_reached": float(np.mean(reached[b][a])),
+                }
+                for a in attributes
+            }
+            for b in blends
+        },
+        "sheet": str(sheet_path),
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"Whole photos: {report['photos']}, face found in {report['faces_found']} "
+        f"({', '.join(f'{k} {v}' for k, v in report['faces_found_by_kind'].items())}); "
+        f"refinement {report['refine_ms_median']:.0f} ms median; strength {report['strength']}",
+        "",
+        "| blend | edit | same person (dlib < 0.6) | median distance | target reached |",
+        "|---|---|---|---|---|",
+    ]
+    for b, per in report["blends"].items():
+        for a, r in per.items():
+            lines.append(
+                f"| {b} | {a} | {r['same_person']:.0%} | {r['distance_median']:.3f} | {r['target_reached']:.0%} |"
+            )
+    return "\n".join(lines) + "\n"
