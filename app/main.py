@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
-from app.api.deps import require_api_key
+from app.api.deps import api_key_in_docs
 from app.api.routes import faces, jobs, meta
-from app.middleware import BodySizeLimit
+from app.middleware import ApiKey, BodyLimits
 from app.settings import Settings, get_settings
 from worker.celery_runner import CeleryRunner
 from worker.core.editor import Editor
@@ -25,6 +27,14 @@ from worker.core.runner import JobRunner, LocalRunner
 from worker.core.store import make_store
 
 STATIC = Path(__file__).parent / "static"
+# What any route may answer besides its own statuses.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed request (e.g. a broken multipart body)"},
+    401: {"description": "FACEEDIT_API_KEY is set and X-API-Key is missing or wrong"},
+    408: {"description": "the upload stalled"},
+    413: {"description": "the request body is over the upload limit"},
+    503: {"description": "the store or the job queue (Redis) is unreachable"},
+}
 
 
 def build_editor(settings: Settings) -> Editor:
@@ -33,7 +43,7 @@ def build_editor(settings: Settings) -> Editor:
     engine = Engine.from_checkpoint(
         str(settings.checkpoint), settings.device, settings.batch_max, settings.batch_wait_ms
     )
-    store = make_store(settings.redis_url, settings.memory_store_max_items)
+    store = make_store(settings.redis_url, settings.memory_store_max_bytes)
     # Where jobs run is chosen here, once: Celery workers over Redis, or the in-process pool.
     runner: JobRunner = CeleryRunner(settings) if settings.redis_url else LocalRunner(engine, store, settings)
     return Editor(engine, store, runner, settings)
@@ -59,14 +69,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    protected = [Depends(require_api_key)]
+    protected = [Depends(api_key_in_docs)] if settings.api_key else []
     for router in (faces.router, jobs.router, meta.router):
-        app.include_router(router, dependencies=protected)
+        app.include_router(router, dependencies=protected, responses=COMMON_ERRORS)
     app.include_router(meta.health_router)
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Where, what and why, without echoing the input: NaN or 1e400 cannot be written as JSON.
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -75,6 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         def page() -> FileResponse:
             return FileResponse(STATIC / "index.html")
 
+    # Outermost last: CORS (preflights carry no key), then the key, then the body's limits.
+    # Multipart framing adds a little to the file itself.
+    app.add_middleware(BodyLimits, limit=settings.max_upload_bytes + 64 * 1024, timeout_s=settings.body_timeout_s)
+    if settings.api_key:
+        app.add_middleware(ApiKey, key=settings.api_key)
     if settings.cors_origins:  # closed by default: no cross-origin browser access
         app.add_middleware(
             CORSMiddleware,
@@ -82,8 +103,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["X-API-Key"],
         )
-    # multipart framing adds a little to the file itself
-    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + 64 * 1024)
     return app
 
 

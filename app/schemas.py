@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from worker.core.jobs import Status
 
@@ -32,6 +32,8 @@ class EncodeResponse(BaseModel):
 
 
 class EditItem(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     attribute: str = Field(examples=["Smiling"])
     strength: float = Field(examples=[1.0])
 
@@ -49,6 +51,8 @@ class InterpolateResponse(BaseModel):
 
 
 class OptimizedEditRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     latent_id: str = Field(description="the encoded face to edit (its z = E(x) is the start z0)")
     edits: list[EditItem] = Field(default=[], max_length=8, description="attribute edits applied to z0 first")
     target_id: str | None = Field(

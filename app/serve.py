@@ -20,7 +20,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    env: dict[str, str], ready_headers: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """uvicorn serving the app on a free loopback port, returned once /ready answers 200."""
     port = free_port()
     proc = subprocess.Popen(
@@ -34,7 +36,7 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
         if proc.poll() is not None:
             raise RuntimeError(f"the service exited with code {proc.returncode}")
         try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+            if httpx.get(url + "/ready", headers=ready_headers, timeout=1).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.2)

@@ -13,6 +13,7 @@ class Settings(CoreSettings):
     api_key: str | None = None
     cors_origins: list[str] = []
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    body_timeout_s: float = Field(30.0, gt=0)  # a client that sends nothing this long mid-upload gets 408
 
 
 @lru_cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -10,11 +9,6 @@ from fastapi.security import APIKeyHeader
 
 from app.settings import Settings
 from worker.core.editor import Editor
-from worker.core.errors import ServiceError
-
-
-class Unauthorized(ServiceError):
-    status_code = 401
 
 
 def get_editor(request: Request) -> Editor:
@@ -31,7 +25,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key_header)]) -> None:
-    """When FACEEDIT_API_KEY is set, every protected route needs it in X-API-Key."""
-    if settings.api_key and not (key and secrets.compare_digest(key.encode(), settings.api_key.encode())):
-        raise Unauthorized("missing or wrong X-API-Key")
+def api_key_in_docs(_: Annotated[str | None, Security(_api_key_header)]) -> None:
+    """Declares X-API-Key in the OpenAPI schema when a key is set; `app.middleware.ApiKey`
+    checks it, before the request's body is read."""

@@ -244,6 +244,25 @@ def test_optimized_edit_refuses_bad_requests(
     assert client.post("/edits/optimized", json={"latent_id": lid, **body}).status_code == status
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_numbers_in_json_are_422(client: TestClient, photos: Path, number: str) -> None:
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+    for body in (
+        f'{{"latent_id": "{lid}", "lambda1": {number}}}',
+        f'{{"latent_id": "{lid}", "edits": [{{"attribute": "Male", "strength": {number}}}]}}',
+    ):
+        r = client.post("/edits/optimized", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["detail"][0]["loc"][0] == "body"
+
+
+@pytest.mark.parametrize("size", [(5000, 2), (2, 5000), (1, 1)])
+def test_very_thin_images_get_an_answer_not_a_500(client: TestClient, size: tuple[int, int]) -> None:
+    data = _png(np.zeros((size[1], size[0], 3), np.uint8))
+    assert client.post("/encode", files={"file": ("t.png", data)}).status_code == 422  # no face in a line
+    assert client.post("/encode", files={"file": ("t.png", data)}, params={"aligned": True}).status_code == 200
+
+
 def test_unknown_jobs_are_404(client: TestClient) -> None:
     assert client.get("/jobs/unknown").status_code == 404
     assert client.get("/jobs/unknown/result").status_code == 404

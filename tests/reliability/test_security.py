@@ -53,12 +53,15 @@ def test_memory_store_expires() -> None:
     assert store.get("photo:x") is None
 
 
-def test_memory_store_is_bounded() -> None:
-    store = MemoryStore(max_items=100)
-    for i in range(250):
-        store.put(f"photo:{i}", b"x" * 10, ttl_s=3600)
-    assert store.get("photo:0") is None and store.get("photo:249") == b"x" * 10  # oldest out first
-    assert sum(store.get(f"photo:{i}") is not None for i in range(250)) == 100
+def test_memory_store_is_bounded_in_bytes() -> None:
+    store = MemoryStore(max_bytes=1_000_000)
+    for i in range(250):  # 250 uploads of 9.4 KB... and a few of 400 KB
+        store.put(f"photo:{i}", b"x" * (400_000 if i % 50 == 0 else 9_400), ttl_s=3600)
+        assert store.size <= 1_000_000
+    assert store.get("photo:1") is None and store.get("photo:249") == b"x" * 9_400  # oldest out first
+    store.delete("photo:249")
+    store.put("photo:big", b"y" * 2_000_000, ttl_s=3600)  # larger than the cap: not kept at all
+    assert store.get("photo:big") is None and store.size == 0
 
 
 def test_no_code_path_unpickles() -> None:

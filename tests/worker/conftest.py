@@ -29,13 +29,14 @@ def redis_binary() -> str:
 
 
 class RedisServer:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port, self.workdir = port, workdir
+    def __init__(self, port: int, workdir: Path, maxmemory: str = "64mb") -> None:
+        self.port, self.workdir, self.maxmemory = port, workdir, maxmemory
         self.url = f"redis://127.0.0.1:{port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        # appendonly: queued jobs survive a restart, as in the compose deployment
+        # as in the compose deployment: appendonly, so queued jobs survive a restart; bounded
+        # memory that evicts only keys with a TTL (latents, photos, results), never the queue
         self.proc = subprocess.Popen(
             [
                 redis_binary(),
@@ -49,6 +50,10 @@ class RedisServer:
                 "yes",
                 "--save",
                 "",
+                "--maxmemory",
+                self.maxmemory,
+                "--maxmemory-policy",
+                "volatile-lru",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

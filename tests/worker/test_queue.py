@@ -102,3 +102,19 @@ def test_uploads_expire_from_redis(redis_server: RedisServer, tiny_checkpoint: P
     for key in (f"photo:{lid}", f"face:{lid}", f"latent:{lid}"):
         assert 0 < client.ttl(key) <= 30, key
     assert client.get(f"photo:{lid}") == (photos / "astronaut.png").read_bytes()
+
+
+def test_a_full_redis_evicts_uploads_never_the_queue(api: TestClient, redis_server: RedisServer, photos: Path) -> None:
+    import redis as redis_lib
+
+    lid = _latent(api, photos)
+    queued = api.post("/edits/optimized", json={"latent_id": lid, "steps": 5})  # no worker: it stays queued
+    assert queued.status_code == 202
+    client = redis_lib.Redis.from_url(redis_server.url)
+    for i in range(160):  # 160 uploads of 1 MB into a 64 MB Redis
+        client.set(f"photo:filler{i}", b"\0" * 1_000_000, ex=3600)
+    info = client.info("memory")
+    # Redis counts memory as its eviction does: without the append-only file's buffers
+    assert info["used_memory"] - info["mem_not_counted_for_evict"] <= info["maxmemory"] * 1.05
+    assert client.llen("edits") == 1  # the queued job's message was not evicted
+    assert api.get(f"/jobs/{queued.json()['job_id']}").json()["status"] == "queued"  # nor its record

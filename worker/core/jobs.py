@@ -44,8 +44,10 @@ def read_job(store: Store, job_id: str) -> JobRecord | None:
 
 
 def write_job(store: Store, job: JobRecord, ttl_s: int) -> None:
+    """Store the record; a queued or running job's has no TTL, so a full store cannot evict it."""
     job.updated_at = time.time()
-    store.put(key("job", job.id), job.model_dump_json().encode(), ttl_s)
+    active = job.status in ("queued", "running")
+    store.put(key("job", job.id), job.model_dump_json().encode(), None if active else ttl_s)
 
 
 def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) -> None:

@@ -27,8 +27,8 @@ class CoreSettings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=4096)  # decoded width * height
     latent_ttl_s: int = Field(3600, ge=10)
     result_ttl_s: int = Field(3600, ge=10)
-    # Embedded mode only: the in-memory store keeps at most this many items (3 per face).
-    memory_store_max_items: int = Field(30_000, ge=100)
+    # Embedded mode only: the in-memory store holds at most this many bytes (oldest out first).
+    memory_store_max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
 
     max_strength: float = Field(5.0, gt=0)
     max_edits: int = Field(8, ge=1)

@@ -5,6 +5,7 @@ Keys expire with their TTL in both. Nothing is written to disk by the service it
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Literal, Protocol
@@ -22,41 +23,55 @@ def key(kind: Kind, item_id: str) -> str:
 
 
 class Store(Protocol):
-    def put(self, key: str, value: bytes, ttl_s: int) -> None: ...
+    def put(self, key: str, value: bytes, ttl_s: int | None) -> None: ...
     def get(self, key: str) -> bytes | None: ...
     def delete(self, key: str) -> None: ...
     def ping(self) -> bool: ...
 
 
 class MemoryStore:
-    """The embedded default: a dict with expiry and a size cap (oldest out first), thread-safe."""
+    """The embedded default: a dict with expiry, capped in bytes, thread-safe.
 
-    def __init__(self, max_items: int = 30_000) -> None:
+    Over the cap, expired items go first, then the oldest items that have a TTL; items without
+    one (active job records) are never evicted, as Redis's volatile-lru policy does.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
         self._data: dict[str, tuple[float, bytes]] = {}
         self._lock = threading.Lock()
-        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.size = 0  # bytes of keys and values held
 
-    def put(self, key: str, value: bytes, ttl_s: int) -> None:
+    def put(self, key: str, value: bytes, ttl_s: int | None) -> None:
         now = time.monotonic()
         with self._lock:
-            self._data.pop(key, None)  # re-insert at the end: dict order is age order
-            self._data[key] = (now + ttl_s, value)
-            if len(self._data) > self.max_items:
-                self._data = {k: v for k, v in self._data.items() if v[0] > now}  # expired first
-                for old in list(self._data)[: len(self._data) - self.max_items]:
-                    del self._data[old]
+            self._pop(key)  # re-insert at the end: dict order is age order
+            self._data[key] = (math.inf if ttl_s is None else now + ttl_s, value)
+            self.size += len(key) + len(value)
+            if self.size > self.max_bytes:
+                for k in [k for k, (expiry, _) in self._data.items() if expiry <= now]:
+                    self._pop(k)  # expired first
+                for k in [k for k, (expiry, _) in self._data.items() if expiry < math.inf]:
+                    if self.size <= self.max_bytes:
+                        break
+                    self._pop(k)
+
+    def _pop(self, key: str) -> None:
+        item = self._data.pop(key, None)
+        if item is not None:
+            self.size -= len(key) + len(item[1])
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
             item = self._data.get(key)
             if item is None or item[0] <= time.monotonic():
-                self._data.pop(key, None)
+                self._pop(key)
                 return None
             return item[1]
 
     def delete(self, key: str) -> None:
         with self._lock:
-            self._data.pop(key, None)
+            self._pop(key)
 
     def ping(self) -> bool:
         return True
@@ -73,9 +88,11 @@ class RedisStore:
             return fn(*args)
         except (redis.ConnectionError, redis.TimeoutError) as e:
             raise Unavailable("the job store (Redis) is unreachable; try again shortly") from e
+        except redis.exceptions.OutOfMemoryError as e:  # full of keys it may not evict
+            raise Unavailable("the job store (Redis) is full; try again shortly") from e
 
-    def put(self, key: str, value: bytes, ttl_s: int) -> None:
-        self._call(self.client.set, key, value, ttl_s)
+    def put(self, key: str, value: bytes, ttl_s: int | None) -> None:
+        self._call(self.client.set, key, value, ttl_s)  # ttl_s None: kept, and never evicted
 
     def get(self, key: str) -> bytes | None:
         return self._call(self.client.get, key)  # type: ignore[no-any-return]
@@ -90,5 +107,5 @@ class RedisStore:
             return False
 
 
-def make_store(redis_url: str | None, memory_max_items: int = 30_000) -> Store:
-    return RedisStore(redis_url) if redis_url else MemoryStore(memory_max_items)
+def make_store(redis_url: str | None, memory_max_bytes: int = 256 * 1024 * 1024) -> Store:
+    return RedisStore(redis_url) if redis_url else MemoryStore(memory_max_bytes)
