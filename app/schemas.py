@@ -78,8 +78,10 @@ class JobStatus(BaseModel):
     step: int
     steps: int
     error: str | None
+    attempts: int = Field(description="how many times a worker has started the job")
     created_at: float
     updated_at: float
+    heartbeat_at: float | None = Field(description="last sign of life of the worker running it")
 
 
 class AttributeInfo(BaseModel):

@@ -24,8 +24,10 @@ def make_celery(settings: CoreSettings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_time_limit=settings.job_time_limit_s,
-        task_soft_time_limit=max(1, settings.job_time_limit_s - 5),
+        task_acks_on_failure_or_timeout=False,  # a task that raised (store down) is handed out again
+        # The job code stops itself at job_time_limit_s with a clear message; these are backstops.
+        task_soft_time_limit=settings.job_time_limit_s + 10,
+        task_time_limit=settings.job_time_limit_s + 20,
         result_expires=settings.result_ttl_s,
         task_ignore_result=True,  # results live in our own store under result:<id>
         broker_connection_timeout=2,

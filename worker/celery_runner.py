@@ -27,6 +27,12 @@ class CeleryRunner:
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
             raise Unavailable("the job queue (Redis) is unreachable; try again shortly") from e
 
+    def requeue(self, job_id: str) -> None:
+        try:
+            self.celery.send_task("faceedit.optimized_edit", args=[job_id], queue=self.queue, retry=False)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+            raise Unavailable("the job queue (Redis) is unreachable; try again shortly") from e
+
     def reachable(self) -> bool:
         try:
             return bool(self.redis.ping())

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from celery.exceptions import SoftTimeLimitExceeded
-
 from worker.celery_app import celery_app
 from worker.core.engine import Engine
-from worker.core.errors import Unavailable
-from worker.core.jobs import read_job, run_optimized_edit, write_job
+from worker.core.jobs import run_optimized_edit
 from worker.core.settings import get_core_settings
 from worker.core.store import Store, make_store
 
@@ -21,18 +18,9 @@ def _resources() -> tuple[Engine, Store]:
     return engine, make_store(s.redis_url)
 
 
-@celery_app.task(
-    name="faceedit.optimized_edit",
-    autoretry_for=(Unavailable, ConnectionError),
-    retry_backoff=True,
-    max_retries=get_core_settings().job_max_retries,
-)
+@celery_app.task(name="faceedit.optimized_edit")
 def optimized_edit(job_id: str) -> None:
+    """The job code itself enforces the time limit, caps attempts and survives store blips;
+    an exception here leaves the message unacknowledged, so Redis hands it out again."""
     engine, store = _resources()
-    try:
-        run_optimized_edit(job_id, store, engine, get_core_settings().result_ttl_s)
-    except SoftTimeLimitExceeded:
-        job = read_job(store, job_id)
-        if job is not None:
-            job.status, job.error = "failed", "the job ran past its time limit"
-            write_job(store, job, get_core_settings().result_ttl_s)
+    run_optimized_edit(job_id, store, engine, get_core_settings())

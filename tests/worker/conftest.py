@@ -128,7 +128,8 @@ def worker_env(redis_server: RedisServer, tiny_checkpoint: Path) -> dict[str, st
         **os.environ,
         "FACEEDIT_REDIS_URL": redis_server.url,
         "FACEEDIT_CHECKPOINT": str(tiny_checkpoint),
-        "FACEEDIT_JOB_VISIBILITY_TIMEOUT_S": "3",
+        "FACEEDIT_JOB_ORPHAN_AFTER_S": "3",
+        "FACEEDIT_JOB_MAX_RETRIES": "1",
         "PYTHONPATH": str(ROOT),
     }
 

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 def api(redis_server: RedisServer, tiny_checkpoint: Path) -> Iterator[TestClient]:
-    settings = Settings(checkpoint=tiny_checkpoint, redis_url=redis_server.url, max_queue=3)
+    settings = Settings(
+        checkpoint=tiny_checkpoint, redis_url=redis_server.url, max_queue=3, job_orphan_after_s=3, job_max_retries=1
+    )
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -30,11 +32,13 @@ def _latent(api: TestClient, photos: Path) -> str:
     return r.json()["latent_id"]  # type: ignore[no-any-return]
 
 
-def _wait_for(api: TestClient, job_id: str, statuses: set[str], timeout: float) -> dict[str, Any]:
+def _wait_for(
+    api: TestClient, job_id: str, statuses: set[str], timeout: float, attempts: int | None = None
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = api.get(f"/jobs/{job_id}").json()
-        if body["status"] in statuses:
+        if body["status"] in statuses and (attempts is None or body["attempts"] >= attempts):
             return body  # type: ignore[no-any-return]
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} never reached {statuses}: {body}")
@@ -54,17 +58,50 @@ def test_job_runs_on_a_celery_worker(api: TestClient, workers: Workers, photos: 
     assert ready["queue"] == "redis" and ready["ready"]
 
 
-def test_killed_worker_does_not_lose_the_job(api: TestClient, workers: Workers, photos: Path) -> None:
-    first = workers.start()
+def _start_long_job(api: TestClient, photos: Path) -> str:
     lid = _latent(api, photos)
     job_id = api.post("/edits/optimized", json={"latent_id": lid, "steps": 500, "lr": 0.01}).json()["job_id"]
-    running = _wait_for(api, job_id, {"running", "succeeded"}, 90)
-    assert running["status"] == "running", "the job finished before the worker could be killed"
-    first.kill()  # SIGKILL mid-job: no chance to ack or clean up
-    first.wait(10)
+    return job_id  # type: ignore[no-any-return]
+
+
+def _kill_when_running(api: TestClient, workers: Workers, job_id: str, attempt: int) -> None:
+    running = _wait_for(api, job_id, {"running", "succeeded", "failed"}, 300, attempts=attempt)
+    assert running["status"] == "running" and running["attempts"] == attempt, running
+    workers.procs[-1].kill()  # SIGKILL mid-job: no chance to ack or clean up
+    workers.procs[-1].wait(10)
+
+
+def test_killed_worker_does_not_lose_the_job(api: TestClient, workers: Workers, photos: Path) -> None:
+    workers.start()
+    job_id = _start_long_job(api, photos)
+    _kill_when_running(api, workers, job_id, attempt=1)
     assert api.get(f"/jobs/{job_id}").json()["status"] == "running"
-    workers.start()  # a worker comes back; the unacked job is handed to it
-    done = _wait_for(api, job_id, {"succeeded", "failed"}, 120)
+    workers.start()  # a worker comes back; the orphaned job (no heartbeat) is queued again for it
+    # with the default visibility timeout (330 s) Celery alone would wait; the heartbeat does not
+    done = _wait_for(api, job_id, {"succeeded", "failed"}, 600)
+    assert done["status"] == "succeeded" and done["attempts"] == 2, done
+
+
+def test_a_job_that_kills_its_worker_every_time_ends_failed(api: TestClient, workers: Workers, photos: Path) -> None:
+    workers.start()
+    job_id = _start_long_job(api, photos)
+    _kill_when_running(api, workers, job_id, attempt=1)
+    workers.start()
+    _kill_when_running(api, workers, job_id, attempt=2)  # job_max_retries=1: that was the last try
+    failed = _wait_for(api, job_id, {"failed", "succeeded", "queued"}, 120)
+    assert failed["status"] == "failed" and "started 2 times" in failed["error"], failed
+
+
+def test_redis_blinking_mid_job_loses_nothing(
+    api: TestClient, redis_server: RedisServer, workers: Workers, photos: Path
+) -> None:
+    workers.start()
+    job_id = _start_long_job(api, photos)
+    assert _wait_for(api, job_id, {"running", "succeeded"}, 300)["status"] == "running"
+    redis_server.stop()  # the worker keeps computing; its heartbeats fail quietly
+    time.sleep(3)  # a blip of a few seconds, not a condition to wait for
+    redis_server.start()
+    done = _wait_for(api, job_id, {"succeeded", "failed"}, 600)
     assert done["status"] == "succeeded", done
 
 
@@ -87,7 +124,10 @@ def test_redis_down_gives_503_and_recovers(
     assert api.get(f"/jobs/{queued}").status_code == 503
     assert time.monotonic() - t0 < 15  # clear answers, no hang
     redis_server.start()  # same port, same data folder: the append-only file brings the queue back
-    assert api.get("/ready").status_code == 200
+    deadline = time.monotonic() + 60
+    while api.get("/ready").status_code != 200:  # back by itself once the store's cool-down has passed
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     workers.start()
     assert _wait_for(api, queued, {"succeeded", "failed"}, 90)["status"] == "succeeded"
 
@@ -118,3 +158,22 @@ def test_a_full_redis_evicts_uploads_never_the_queue(api: TestClient, redis_serv
     assert info["used_memory"] - info["mem_not_counted_for_evict"] <= info["maxmemory"] * 1.05
     assert client.llen("edits") == 1  # the queued job's message was not evicted
     assert api.get(f"/jobs/{queued.json()['job_id']}").json()["status"] == "queued"  # nor its record
+
+
+def test_a_frozen_redis_gives_503_and_health_stays_up(api: TestClient, redis_server: RedisServer, photos: Path) -> None:
+    import signal
+
+    lid = _latent(api, photos)
+    job_id = api.post("/edits/optimized", json={"latent_id": lid, "steps": 5}).json()["job_id"]
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)  # alive but silent: every read would time out
+    try:
+        codes = [api.get(f"/jobs/{job_id}").status_code for _ in range(10)]
+        assert codes == [503] * 10
+        assert api.get("/health").status_code == 200
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 60
+    while api.get(f"/jobs/{job_id}").status_code != 200:  # back by itself, once the cool-down has passed
+        assert time.monotonic() < deadline
+        time.sleep(0.2)

@@ -25,7 +25,7 @@ from worker.core.attributes import ORDER, describe
 from worker.core.engine import Engine
 from worker.core.errors import InvalidParameter, NotFound, NotReady
 from worker.core.images import Photo, decode_photo, encode_like, png_bytes
-from worker.core.jobs import JobRecord, read_job, write_job
+from worker.core.jobs import JobRecord, check_job, read_job, write_job
 from worker.core.runner import JobRunner
 from worker.core.settings import CoreSettings
 from worker.core.store import Store, key
@@ -211,10 +211,11 @@ class Editor:
         return job
 
     def job(self, job_id: str) -> JobRecord:
+        """The job as it is now: an orphaned one (its worker died) is run again or failed here."""
         job = read_job(self.store, job_id)
         if job is None:
             raise NotFound(f"unknown or expired job id {job_id!r}")
-        return job
+        return check_job(self.store, job, self.settings, self.runner.requeue)
 
     def job_result(self, job_id: str) -> bytes:
         job = self.job(job_id)

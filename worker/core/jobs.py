@@ -3,13 +3,24 @@
 A job is a JSON record in the store (`job:<id>`), created by the API before it is queued;
 the task reads its inputs by key, writes progress into the record, and puts the result
 PNG under `result:<id>`. Tasks get ids and keys, never image bytes.
+
+The record, not the worker that happens to run the job, says where the job is:
+- a running job refreshes `heartbeat_at` at least every HEARTBEAT_S while it computes, even
+  when the store is briefly unreachable (the computation goes on; the beat resumes);
+- `check_job` (called by the API on every read of a job) turns a job whose heartbeat stopped
+  `job_orphan_after_s` ago back into "queued" and asks for it to be run again, and fails it with
+  a reason once it has started `job_max_retries + 1` times or has run past its time limit;
+- the task itself fails a job at its time limit, and refuses to start one whose attempts
+  are used up, so a job that kills its worker every time ends as "failed", not in a loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -19,10 +30,14 @@ from pydantic import BaseModel
 
 from models.editing import OptimizeOptions, optimize_latent
 from worker.core.engine import Engine
+from worker.core.errors import Unavailable
 from worker.core.images import png_bytes
+from worker.core.settings import CoreSettings
 from worker.core.store import Store, key
 
 Status = Literal["queued", "running", "succeeded", "failed"]
+HEARTBEAT_S = 1.0
+TIME_LIMIT_ERROR = "the job ran past its time limit"
 
 
 class JobRecord(BaseModel):
@@ -35,7 +50,13 @@ class JobRecord(BaseModel):
     attempts: int = 0
     created_at: float
     updated_at: float
+    started_at: float | None = None  # of the current attempt
+    heartbeat_at: float | None = None
     params: dict[str, Any]
+
+
+class JobTimeout(Exception):
+    pass
 
 
 def read_job(store: Store, job_id: str) -> JobRecord | None:
@@ -50,15 +71,58 @@ def write_job(store: Store, job: JobRecord, ttl_s: int) -> None:
     store.put(key("job", job.id), job.model_dump_json().encode(), None if active else ttl_s)
 
 
-def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) -> None:
-    """Run one optimised edit: z* from E(x) (+ attribute edits) towards the target image."""
-    job = read_job(store, job_id)
-    if job is None or job.status == "succeeded":
-        return  # expired, or a redelivered message of a job that already finished
-    p = job.params
-    job.status, job.attempts, job.step, job.progress = "running", job.attempts + 1, 0, 0.0
+def fail(store: Store, job: JobRecord, error: str, ttl_s: int) -> JobRecord:
+    job.status, job.error = "failed", error
     write_job(store, job, ttl_s)
+    return job
+
+
+def attempts_used_up(job: JobRecord, settings: CoreSettings) -> str | None:
+    """Why the job may not start again, or None: it starts at most job_max_retries + 1 times."""
+    if job.attempts >= settings.job_max_retries + 1:
+        return (
+            f"the job was started {job.attempts} times and its worker stopped each time "
+            f"(limit {settings.job_max_retries + 1}); giving up"
+        )
+    return None
+
+
+def check_job(store: Store, job: JobRecord, settings: CoreSettings, requeue: Callable[[str], None]) -> JobRecord:
+    """The API's view of a job: a running job without a heartbeat is orphaned, and is run again
+    (or failed, when its attempts or its time are used up). Returns the record as it now is."""
+    now = time.time()
+    if job.status != "running" or now - (job.heartbeat_at or job.updated_at) < settings.job_orphan_after_s:
+        return job
+    if job.started_at is not None and now - job.started_at > settings.job_time_limit_s:
+        return fail(store, job, TIME_LIMIT_ERROR, settings.result_ttl_s)
+    reason = attempts_used_up(job, settings)
+    if reason:
+        return fail(store, job, reason, settings.result_ttl_s)
+    job.status, job.error = "queued", None
+    write_job(store, job, settings.result_ttl_s)
+    requeue(job.id)
+    return job
+
+
+def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: CoreSettings) -> None:
+    """Run one optimised edit: z* from E(x) (+ attribute edits) towards the target image."""
+    ttl_s = settings.result_ttl_s
+    job = read_job(store, job_id)
+    if job is None or job.status in ("succeeded", "failed"):
+        return  # expired, or a redelivered message of a job that has ended
+    if job.status == "running" and time.time() - (job.heartbeat_at or 0) < settings.job_orphan_after_s:
+        return  # a duplicate message: another worker is running it and alive
+    reason = attempts_used_up(job, settings)
+    if reason:
+        fail(store, job, reason, ttl_s)
+        return
+    job.attempts += 1
+    now = time.time()
+    job.status, job.step, job.progress, job.started_at, job.heartbeat_at = "running", 0, 0.0, now, now
+    write_job(store, job, ttl_s)
+    deadline = time.monotonic() + settings.job_time_limit_s
     try:
+        p = job.params
         latent = store.get(key("latent", p["latent_id"]))
         target_png = store.get(key("face", p.get("target_id") or p["latent_id"]))
         if latent is None or target_png is None:
@@ -69,22 +133,42 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, ttl_s: int) ->
         target = rgba[..., :3].permute(2, 0, 1)[None].float() / 127.5 - 1
         mask = (rgba[..., 3] > 127).float()[None, None]  # padding outside the photo does not count
         opts = OptimizeOptions(steps=p["steps"], lr=p["lr"], lambda1=p["lambda1"], lambda2=p["lambda2"])
-        last = [0.0]
 
         def progress(step: int, total: int, _objective: float) -> None:
-            if time.monotonic() - last[0] > 0.25 or step == total:  # throttle store writes
-                last[0] = time.monotonic()
-                job.step, job.progress = step, step / total
-                write_job(store, job, ttl_s)
+            if time.monotonic() > deadline:
+                raise JobTimeout
+            if time.time() - (job.heartbeat_at or 0) > HEARTBEAT_S / 4 or step == total:  # throttled
+                job.step, job.progress, job.heartbeat_at = step, step / total, time.time()
+                with contextlib.suppress(Unavailable):  # the store blinked: keep computing, beat again next time
+                    write_job(store, job, ttl_s)
 
         device = engine.device
-        assert engine.model.D is not None
+        if engine.model.D is None:
+            raise ValueError("this model has no discriminator, so it has no realism term to optimise")
         z_opt, _ = optimize_latent(
             engine.model.G, engine.model.D, z.to(device), target.to(device), opts, mask.to(device), progress
         )
         img = engine.render(z_opt.cpu())[0]
-        store.put(key("result", job_id), png_bytes(np.ascontiguousarray(img)), ttl_s)
-        job.status, job.progress, job.step = "succeeded", 1.0, opts.steps
+        _persist(lambda: store.put(key("result", job_id), png_bytes(np.ascontiguousarray(img)), ttl_s), deadline)
+        job.status, job.progress, job.step, job.error = "succeeded", 1.0, opts.steps, None
+    except JobTimeout:
+        job.status, job.error = "failed", TIME_LIMIT_ERROR
+    except Unavailable:
+        raise  # the store is down: the record cannot be written; check_job will see no heartbeat
     except Exception as e:  # noqa: BLE001 - the job record says what went wrong
         job.status, job.error = "failed", f"{type(e).__name__}: {e}"
-    write_job(store, job, ttl_s)
+    _persist(lambda: write_job(store, job, ttl_s), deadline + 60)
+
+
+def _persist(write: Callable[[], None], deadline: float) -> None:
+    """Retry a store write through a blip (Redis restarting), until the deadline."""
+    delay = 0.2
+    while True:
+        try:
+            write()
+            return
+        except Unavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -19,6 +19,7 @@ from worker.core.store import Store
 
 class JobRunner(Protocol):
     def submit(self, job_id: str) -> None: ...
+    def requeue(self, job_id: str) -> None: ...  # an orphaned job, run again past the queue's cap
     def reachable(self) -> bool: ...
     def close(self) -> None: ...
 
@@ -41,9 +42,14 @@ class LocalRunner:
             self._pending += 1
         self.pool.submit(self._run, job_id)
 
+    def requeue(self, job_id: str) -> None:
+        with self._lock:
+            self._pending += 1
+        self.pool.submit(self._run, job_id)
+
     def _run(self, job_id: str) -> None:
         try:
-            run_optimized_edit(job_id, self.store, self.engine, self.settings.result_ttl_s)
+            run_optimized_edit(job_id, self.store, self.engine, self.settings)
         finally:
             with self._lock:
                 self._pending -= 1

@@ -40,9 +40,11 @@ class CoreSettings(BaseSettings):
 
     max_queue: int = Field(100, ge=1)  # queued + running optimised edits before 429
     local_workers: int = Field(1, ge=1)
-    job_time_limit_s: int = Field(300, ge=5)
-    job_max_retries: int = Field(3, ge=0)
-    # A job whose worker died is handed to another worker after this long unacknowledged.
+    job_time_limit_s: int = Field(300, ge=1)
+    job_max_retries: int = Field(3, ge=0)  # a job is started at most this + 1 times
+    # A running job whose heartbeat is this old has lost its worker: it is queued again.
+    job_orphan_after_s: float = Field(15.0, ge=1)
+    # Celery's own backstop: an unacknowledged message goes back to the queue after this long.
     job_visibility_timeout_s: int | None = Field(None, ge=1, description="default: job_time_limit_s + 30")
 
     batch_max: int = Field(16, ge=1)  # requests merged into one forward pass

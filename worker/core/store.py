@@ -78,15 +78,24 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Redis with short timeouts: a Redis that is down gives a 503 at once, never a hang."""
+    """Redis with short timeouts: a Redis that is down gives a 503 at once, never a hang.
 
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, retry_on_timeout=False)
+    After a failure, calls fail fast for `cooldown_s` instead of each waiting out a timeout,
+    so a frozen Redis (SIGSTOP, a full network buffer) cannot tie up every request thread.
+    """
+
+    def __init__(self, url: str, cooldown_s: float = 1.0) -> None:
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0, retry_on_timeout=False)
+        self.cooldown_s = cooldown_s
+        self._down_until = 0.0
 
     def _call(self, fn, *args):  # type: ignore[no-untyped-def]
+        if time.monotonic() < self._down_until:
+            raise Unavailable("the job store (Redis) is unreachable; try again shortly")
         try:
             return fn(*args)
         except (redis.ConnectionError, redis.TimeoutError) as e:
+            self._down_until = time.monotonic() + self.cooldown_s
             raise Unavailable("the job store (Redis) is unreachable; try again shortly") from e
         except redis.exceptions.OutOfMemoryError as e:  # full of keys it may not evict
             raise Unavailable("the job store (Redis) is full; try again shortly") from e
@@ -102,8 +111,8 @@ class RedisStore:
 
     def ping(self) -> bool:
         try:
-            return bool(self.client.ping())
-        except (redis.ConnectionError, redis.TimeoutError):
+            return bool(self._call(self.client.ping))
+        except Unavailable:
             return False
 
 

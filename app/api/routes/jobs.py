@@ -43,7 +43,7 @@ async def optimized_edit(editor: EditorDep, body: OptimizedEditRequest, request:
 async def job_status(editor: EditorDep, job_id: JobId) -> JobStatus:
     """queued, running (with progress), succeeded or failed."""
     job = await run_in_threadpool(editor.job, job_id)
-    return JobStatus(**job.model_dump(exclude={"params", "attempts"}))
+    return JobStatus(**job.model_dump(exclude={"params", "started_at"}))
 
 
 @router.get(

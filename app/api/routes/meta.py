@@ -28,8 +28,8 @@ def attributes(editor: EditorDep, settings: SettingsDep) -> AttributesResponse:
 
 
 @health_router.get("/health", response_model=Health)
-def health() -> Health:
-    """Liveness: the process answers."""
+async def health() -> Health:
+    """Liveness: the process answers (on the event loop, so busy request threads cannot delay it)."""
     return Health(status="ok")
 
 
