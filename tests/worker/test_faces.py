@@ -109,3 +109,23 @@ def test_a_change_lands_where_it_acts_and_grey_stays_grey(photos: Path) -> None:
     grey = np.repeat(photo.mean(2, keepdims=True).astype(np.uint8), 3, 2)
     out_grey = faces.apply_change(grey, delta, mask, crop.matrix, grayscale=True)
     assert faces.is_grayscale(out_grey) and not np.array_equal(out_grey, grey)
+
+
+def test_a_huge_photo_is_decoded_within_the_working_budget(photos: Path) -> None:
+    face = Image.open(photos / "astronaut.png").convert("RGB").resize((2000, 2000))
+    canvas = Image.new("RGB", (7000, 5000), (90, 100, 110))  # 35 Mpx
+    canvas.paste(face, (2500, 1500))
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored sideways, the other way round: displayed after a quarter turn left
+    sideways = canvas.transpose(Image.Transpose.ROTATE_270)
+    for data in (_jpeg(sideways, exif=exif.tobytes()), _png_bytes(canvas)):
+        photo = decode_photo(data, MAX_PIXELS, work_pixels=4_000_000)
+        h, w = photo.pixels.shape[:2]
+        assert w * h <= 4_000_000 and abs(w / h - 7000 / 5000) < 0.01
+        assert len(faces.detect_faces(photo.pixels)) == 1
+
+
+def _png_bytes(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG", compress_level=1)
+    return buf.getvalue()

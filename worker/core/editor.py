@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -63,18 +64,24 @@ class Rendered:
 class Editor:
     def __init__(self, engine: Engine, store: Store, runner: JobRunner, settings: CoreSettings) -> None:
         self.engine, self.store, self.runner, self.settings = engine, store, runner, settings
+        # Whole photos are the memory-heavy part of a request: a few at a time, the rest wait.
+        self._photos = threading.BoundedSemaphore(settings.photo_concurrency)
+
+    def _decode(self, data: bytes) -> Photo:
+        return decode_photo(data, self.settings.max_image_pixels, self.settings.max_photo_pixels)
 
     # --- faces and latents --------------------------------------------------------------
 
     def encode_upload(self, data: bytes, face: int = 0, aligned: bool = False, refine: bool = True) -> Encoded:
         """Decode, find and align the face, invert it (E(x), then refined), and store it."""
-        photo = decode_photo(data, self.settings.max_image_pixels)
         size = self.engine.image_size
-        if aligned:
-            crop, box, n = faces.whole_image(photo.pixels, size), None, 1
-        else:
-            found, n = faces.find_face(photo.pixels, face)
-            crop, box = faces.align(photo.pixels, found, size, self.engine.geometry), found.box
+        with self._photos:
+            photo = self._decode(data)
+            if aligned:
+                crop, box, n = faces.whole_image(photo.pixels, size), None, 1
+            else:
+                found, n = faces.find_face(photo.pixels, face)
+                crop, box = faces.align(photo.pixels, found, size, self.engine.geometry), found.box
         z = self.engine.encode(crop.pixels[None])[0]
         stats: dict[str, float] = {}
         if refine and self.settings.refine_steps:
@@ -110,7 +117,8 @@ class Editor:
         if with_photo:
             photo_bytes = self.store.get(key("photo", latent_id))
             if photo_bytes is not None:
-                enc.photo = decode_photo(photo_bytes, self.settings.max_image_pixels)
+                with self._photos:
+                    enc.photo = self._decode(photo_bytes)
         return enc
 
     # --- edits --------------------------------------------------------------------------
@@ -157,8 +165,9 @@ class Editor:
             return Rendered(png_bytes(self.engine.render(z_edit)[0]), "image/png", enc.latent_id, False)
         if enc.photo is None or enc.aligned is None:
             raise InvalidParameter("paste=true needs a face encoded from an uploaded photo (not a generated face)")
-        image = self.apply_to_photo(enc, z_edit, blend)
-        data, media_type = encode_like(image, enc.photo)
+        with self._photos:
+            image = self.apply_to_photo(enc, z_edit, blend)
+            data, media_type = encode_like(image, enc.photo)
         return Rendered(data, media_type, enc.latent_id, True)
 
     def apply_to_photo(self, enc: Encoded, z_edit: torch.Tensor, blend: Blend) -> np.ndarray:

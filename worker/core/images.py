@@ -25,8 +25,12 @@ class Photo:
     exif: bytes  # the upload's EXIF (orientation reset), b"" if none
 
 
-def decode_photo(data: bytes, max_pixels: int) -> Photo:
-    """Upload bytes -> Photo; the pixel limit is checked from the header, before decoding."""
+def decode_photo(data: bytes, max_pixels: int, work_pixels: int | None = None) -> Photo:
+    """Upload bytes -> Photo; the pixel limit is checked from the header, before decoding.
+
+    A photo over `work_pixels` is scaled down to it: JPEGs while decoding (libjpeg's DCT
+    scaling, so the full size never reaches memory), other formats right after.
+    """
     if not data:
         raise NotAnImage("the upload is empty; send a JPEG, PNG or WebP photo")
     try:
@@ -37,8 +41,16 @@ def decode_photo(data: bytes, max_pixels: int) -> Photo:
             if w * h > max_pixels:  # the header alone tells the size: nothing decoded yet
                 raise TooLarge(f"the image has {w}x{h} pixels; the limit is {max_pixels} pixels", limit=max_pixels)
             fmt = opened.format or "PNG"
+            if work_pixels and w * h > work_pixels and fmt == "JPEG":
+                scale = (work_pixels / (w * h)) ** 0.5
+                opened.draft("RGB", (int(w * scale) + 1, int(h * scale) + 1))
             opened.load()
-            upright = ImageOps.exif_transpose(opened)  # phone photos: rotate as the camera meant
+            im: Image.Image = opened
+            if work_pixels and im.width * im.height > work_pixels:
+                scale = (work_pixels / (im.width * im.height)) ** 0.5
+                size = (max(1, int(im.width * scale)), max(1, int(im.height * scale)))
+                im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)  # keeps info (EXIF)
+            upright = ImageOps.exif_transpose(im)  # phone photos: rotate as the camera meant
     except TooLarge:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

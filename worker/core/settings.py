@@ -24,7 +24,10 @@ class CoreSettings(BaseSettings):
     # None: embedded mode (in-memory store, jobs in a local thread pool inside the API)
     redis_url: str | None = None
 
-    max_image_pixels: int = Field(40_000_000, ge=4096)  # decoded width * height
+    max_image_pixels: int = Field(40_000_000, ge=4096)  # width * height of an upload, read from its header
+    # Photos over this are scaled down to it as they are decoded (the answer has this size).
+    max_photo_pixels: int = Field(16_000_000, ge=4096)
+    photo_concurrency: int = Field(2, ge=1)  # photos decoded, pasted and encoded at once (memory)
     latent_ttl_s: int = Field(3600, ge=10)
     result_ttl_s: int = Field(3600, ge=10)
     # Embedded mode only: the in-memory store holds at most this many bytes (oldest out first).
