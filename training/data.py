@@ -42,6 +42,7 @@ class DataOptions:
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 where the hardware runs it natively (CUDA, AVX512-BF16/AMX CPUs)
     cache_dir: Path | None = None
 
     def load_data(self, image_size: int) -> CelebA:

@@ -19,7 +19,7 @@ from models.losses import LOSSES, get_loss, l1, l2, ssim
 from models.networks import ENCODER_KINDS, ConvEncoder, Encoder, Generator, build_encoder
 from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
-from training.runs import new_run_dir, pick_device, write_options
+from training.runs import autocast_for, new_run_dir, pick_device, write_options
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,14 +70,16 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
     history: dict[str, list[float]] = {"pixel": [], "latent": []}
     bar = tqdm(total=total, desc=f"encoder {run.name}", unit="step")
     t0 = time.perf_counter()
+    amp = autocast_for(device, opts.precision)
     for step in range(1, total + 1):
         _, x_u8 = next(stream)
         x = to_model_input(x_u8, device)
-        loss_pix = pixel_loss(G(E(x)), x).mean()
         z = torch.randn(x.shape[0], cfg.nz, device=device)
-        with torch.no_grad():
-            fake = G(z)
-        loss_lat = ((E(fake) - z) ** 2).mean()
+        with amp:
+            loss_pix = pixel_loss(G(E(x)).float(), x).mean()
+            with torch.no_grad():
+                fake = G(z)
+            loss_lat = ((E(fake).float() - z) ** 2).mean()
         loss = loss_pix + opts.latent_weight * loss_lat
         optim.zero_grad(set_to_none=True)
         loss.backward()

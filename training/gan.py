@@ -20,7 +20,7 @@ from models.checkpoint import FaceModel, load_optimizer_state, optimizer_state, 
 from models.networks import Discriminator, Generator, ModelConfig, update_ema
 from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
-from training.runs import new_run_dir, pick_device, write_options
+from training.runs import autocast_for, new_run_dir, pick_device, write_options
 
 RESUME = "resume.safetensors"
 M = TypeVar("M", Generator, Discriminator)
@@ -73,7 +73,7 @@ def train_gan(opts: GanOptions, data: CelebA | None = None) -> Path:
         write_options(run, opts, {"data_summary": data.describe(), "model": asdict(cfg)})
     total = max(1, round(opts.kimg * 1000 / opts.batch))
     fixed_z = torch.randn(64, cfg.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
-    amp = autocast_for(device)
+    amp = autocast_for(device, opts.precision)
     images = data.tensor()
     stream = batches(images, data.train_idx, opts.batch, rng)
     bar = tqdm(total=total, initial=step, desc=f"gan {run.name}", unit="step")
@@ -122,13 +122,6 @@ def gan_step(
     loss_g.backward()
     opt_g.step()
     return loss_d.item(), loss_g.item()
-
-
-def autocast_for(device: torch.device) -> torch.autocast:
-    """bf16 mixed precision on CUDA (no loss scaling needed); plain fp32 on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
 
 
 def _snapshot(

@@ -20,6 +20,25 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere it would be emulated."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def autocast_for(device: torch.device, precision: str = "auto") -> torch.autocast:
+    """bf16 mixed precision where the hardware runs it natively (CUDA; CPUs with AVX512-BF16 or
+    AMX), plain fp32 elsewhere or when asked. bf16 keeps fp32's range: no loss scaling."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+    if precision == "fp32" or (precision == "auto" and not native):
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def new_run_dir(outdir: Path, desc: str) -> Path:
     """outdir/00007-desc, numbered one past the highest run already there."""
     outdir.mkdir(parents=True, exist_ok=True)

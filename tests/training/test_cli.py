@@ -114,3 +114,33 @@ def test_bad_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
 def test_dry_run_prints_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gan", "--data", "somewhere", "--kimg", "5", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["kimg"] == 5.0
+
+
+def test_bench_sets_each_step_against_the_machines_own_limit(celeba_half: Path, tmp_path: Path) -> None:
+    from training.bench import BenchOptions, run_bench
+    from training.runs import cpu_has_bf16
+
+    opts = BenchOptions(
+        data=celeba_half, ngf=4, ndf=4, batch=8, steps=2, warmup=1, max_images=48, cache_dir=tmp_path, device="cpu"
+    )
+    result = run_bench(opts)
+    rows = result["steps"]
+    assert isinstance(rows, dict)
+    expected = {"reference (fp32, JPEG decode per step)", "ours fp32"} | ({"ours bf16"} if cpu_has_bf16() else set())
+    assert set(rows) == expected
+    assert result["step_gflop"] > 0  # type: ignore[operator]
+    for r in rows.values():
+        assert r["img_s"] > 0 and 0 < r["share_of_matmul_limit"] < 5
+
+
+def test_precision_choice() -> None:
+    import torch
+
+    from training.runs import autocast_for
+
+    cpu = torch.device("cpu")
+    assert not autocast_for(cpu, "fp32")._enabled
+    bf16 = autocast_for(cpu, "bf16")
+    assert bf16._enabled and bf16.fast_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="precision"):
+        autocast_for(cpu, "fp8")
