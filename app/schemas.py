@@ -26,6 +26,9 @@ class EncodeResponse(BaseModel):
     z: list[float] = Field(description="the latent vector E(x)")
     face_box: list[int] | None = Field(description="x, y, width, height of the face in the photo")
     faces_found: int
+    faces: list[list[int]] = Field(
+        description="every face found (x, y, width, height), largest first; face=i picks one"
+    )
     aligned: str = Field(description="the aligned face crop the model sees, as a PNG data URL")
     reconstruction: str = Field(description="G(z) as a PNG data URL")
     inversion: Inversion
@@ -62,6 +65,16 @@ class OptimizedEditRequest(BaseModel):
     lambda1: float = Field(0.01, ge=0, le=10, description="weight of ||z - z0||^2")
     lambda2: float = Field(0.001, ge=0, le=10, description="weight of the discriminator's realism term")
     lr: float = Field(0.05, gt=0, le=1)
+    strokes: str | None = Field(
+        None,
+        max_length=8_000_000,
+        description="brush edit: an image (data URL or base64) of colour strokes over the aligned face",
+    )
+    mask: str | None = Field(
+        None,
+        max_length=8_000_000,
+        description="brush edit: an image of the same size, painted (not black) where the strokes apply",
+    )
 
 
 class JobAccepted(BaseModel):

@@ -7,6 +7,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -31,7 +32,7 @@ async def drive(
     total: int | None = None,
     seconds: float | None = None,
     pid: int | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Run `clients` concurrent loops of `request` for `total` requests or `seconds`; latency figures."""
     latencies: list[float] = []
     errors = 0
@@ -68,7 +69,7 @@ async def drive(
         elapsed = time.perf_counter() - t0
         sampler.cancel()
     q = statistics.quantiles(latencies, n=100)
-    out = {
+    out: dict[str, Any] = {
         "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50_ms": 1000 * statistics.median(latencies),
@@ -78,4 +79,6 @@ async def drive(
     }
     if memory:
         out |= {"rss_start_mb": memory[0], "rss_end_mb": memory[-1], "rss_max_mb": max(memory)}
+        minutes = [memory[i : i + 60] for i in range(0, len(memory), 60)]  # one sample a second
+        out["rss_by_minute_mb"] = [[m[0], max(m), m[-1]] for m in minutes]
     return out

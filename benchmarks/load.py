@@ -1,6 +1,7 @@
 """Load report: 32 concurrent clients for 60 s each on /edit and /encode against the real
 service (uvicorn; with --redis also a real redis-server as its store). Prints requests/s,
-p50/p95/p99, errors and the server's resident memory at the start, end and peak.
+p50/p95/p99, errors and the server's resident memory at the start, end and peak, and at the
+start, peak and end of every minute (run --seconds 300 to see whether it stays flat).
 
     python benchmarks/load.py [--checkpoint DIR] [--clients 32] [--seconds 60] [--redis] [--out report.json]
 """
@@ -53,7 +54,7 @@ def main() -> None:
         enc = httpx.post(url + "/encode", files={"file": ("p.png", photo)}, timeout=30).json()
         aligned = base64.b64decode(enc["aligned"].split(",", 1)[1])
         cases = {
-            "/edit (latent id)": lambda h: h.post(
+            "/edit (latent id, photo)": lambda h: h.post(
                 "/edit", params={"latent_id": enc["latent_id"], "attribute": "Smiling"}
             ),
             "/encode (aligned face)": lambda h: h.post(
@@ -68,6 +69,8 @@ def main() -> None:
             line += f"p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f}  p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}  "
             line += f"RSS {r['rss_start_mb']:.0f} -> {r['rss_end_mb']:.0f} MB (peak {r['rss_max_mb']:.0f})"
             print(line, flush=True)
+            for i, (start, peak, end) in enumerate(r["rss_by_minute_mb"]):
+                print(f"    minute {i + 1}: RSS start {start:.0f}  max {peak:.0f}  end {end:.0f} MB", flush=True)
     finally:
         proc.terminate()
         proc.wait(10)

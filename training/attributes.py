@@ -7,16 +7,20 @@
 3. Conditioning (InterFaceGAN, Shen et al. 2020): v_a loses its components along the
    directions of the attributes a user expects to stay (`KEEP`), so Smiling does not move
    High_Cheekbones and Eyeglasses does not change the sex.
-4. Calibration (with `--classifier`): each direction is scaled so that strength 1, applied
-   as the service applies it (the face + mask * (G(z + v) - G(z))), moves `--reach` of
-   held-out faces to the other side of the attribute, by the classifier's judgement.
+4. Calibration (with `--classifier`): each direction's length and its mask focus are chosen
+   so that strength 1, applied as the service applies it (the face + mask * (G(z + v) -
+   G(z))), keeps the person in >= 95% of held-out faces (dlib's identity judge, when
+   installed) and, within that, moves `--reach` of them to the other side of the attribute
+   by the classifier's judgement, or as many as it can.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -26,8 +30,10 @@ from models.checkpoint import FaceModel, load_checkpoint, save_checkpoint
 from models.editing import RefineOptions, refine_latent
 from training.classifier import AttributeClassifier, load_classifier
 from training.data import DataOptions, to_model_input
+from training.identity import SAME_PERSON
+from training.identity import available as identity_available
 from training.runs import pick_device
-from worker.core.faces import change_mask
+from worker.core.faces import NO_FOCUS, Focus, change_mask
 
 # What each edit should leave alone. Measured on the bundled model (MODEL_CARD.md): keeping
 # High_Cheekbones out of Smiling, or Male out of Blond_Hair and Young, leaves too little of
@@ -49,7 +55,8 @@ class AttributeOptions(DataOptions):
     conditional: bool = True  # orthogonalise against KEEP
     classifier: Path | None = None  # calibrate strength 1 with this judge (`python -m training classifier`)
     reach: float = 0.85  # share of held-out faces that strength 1 should move across
-    calibration_faces: int = 256
+    calibration_faces: int = 128
+    identity: bool = True  # keep the person (dlib's judge, if installed) before reaching the attribute
 
 
 def invert_all(
@@ -101,60 +108,90 @@ def condition(directions: Tensor, names: list[str]) -> Tensor:
 
 
 @torch.no_grad()
-def applied_edit(model: FaceModel, x: Tensor, z: Tensor, step: Tensor) -> Tensor:
+def applied_edit(model: FaceModel, x: Tensor, z: Tensor, step: Tensor, focus: Focus = NO_FOCUS) -> Tensor:
     """What the service returns for aligned faces x (B, 3, S, S): x + mask * (G(z + step) - G(z))."""
     both = model.G(torch.cat([z, z + step]))
     base, edited = both[: len(z)], both[len(z) :]
     delta = ((edited - base) * 127.5).permute(0, 2, 3, 1).cpu().numpy()  # pixel units, (B, S, S, 3)
     valid = np.ones(delta.shape[1:3], bool)
-    masks = torch.from_numpy(np.stack([change_mask(d, valid) for d in delta]))[:, None].to(x.device)
+    masks = torch.from_numpy(np.stack([change_mask(d, valid, focus) for d in delta]))[:, None].to(x.device)
     return (x + masks * (edited - base)).clamp(-1, 1)
 
 
+# Step lengths tried, in latent units (a typical z has norm ~10), and mask focuses (see
+# worker.core.faces.change_mask). Longer steps and looser masks reach more attributes by the
+# classifier's count, but past a point the person is lost (MODEL_CARD.md has the trade-off).
+LENGTHS = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+FOCUSES: tuple[Focus, ...] = (NO_FOCUS, (0.1, 0.35), (0.25, 0.6))
+SAME_PERSON_SHARE = 0.95  # identity first: no calibrated edit may change more people than 5%
+
+
+class CropIdentity:
+    """The identity judge on aligned crops (the face is where the crop puts it), on the first
+    `n` faces: dlib's descriptor is the slow part of the calibration."""
+
+    def __init__(self, x: Tensor, n: int = 48) -> None:
+        import dlib
+
+        from training.identity import IdentityJudge
+
+        self.judge, self.rect = IdentityJudge(), dlib.rectangle(40, 40, 216, 216)  # the face in 256 px
+        self.n = n
+        self.ref = [self.judge.descriptor(self._up(xi), self.rect) for xi in x[:n]]
+
+    @staticmethod
+    def _up(x: Tensor) -> np.ndarray:
+        img = ((x.permute(1, 2, 0).float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+        return np.ascontiguousarray(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC))
+
+    def same_share(self, y: Tensor) -> float:
+        d = [
+            np.linalg.norm(self.judge.descriptor(self._up(yi), self.rect) - r)
+            for yi, r in zip(y[: self.n], self.ref, strict=True)
+        ]
+        return float(np.mean(np.array(d) < SAME_PERSON))
+
+
 @torch.no_grad()
-def reach_rate(
-    model: FaceModel, clf: AttributeClassifier, x: Tensor, z: Tensor, k: int, direction: Tensor, scale: float
-) -> float:
-    """Share of faces that an edit of `scale` * direction moves to the other side of attribute k."""
-    has = clf(x)[:, k] > 0  # the judge's own view of the unedited face
-    sign = torch.where(has, -1.0, 1.0)[:, None]
-    pred = clf(applied_edit(model, x, z, sign * scale * direction)) > 0
-    return float((pred[:, k] == ~has).float().mean())
-
-
-LENGTHS = (2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)  # latent units; a typical z has norm ~10
-
-
 def calibrate(
-    model: FaceModel, clf: AttributeClassifier, x: Tensor, z: Tensor, reach: float, names: list[str]
-) -> dict[str, dict[str, float]]:
-    """Scale each direction so strength 1 is the shortest step that reaches `reach`.
+    model: FaceModel,
+    clf: AttributeClassifier,
+    x: Tensor,
+    z: Tensor,
+    reach: float,
+    names: list[str],
+    identity: CropIdentity | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Choose each attribute's strength 1 (step length) and mask focus on held-out faces.
 
-    The reach of a step is not monotonic (long steps leave the faces G can draw), so the
-    lengths are scanned first; the first that reaches is refined by bisection, and where none
-    reaches, the best one is kept and its reach reported.
+    Every face is pushed to the other side of the attribute (by the classifier's view of it),
+    as the service applies edits. Among the settings that keep the person (identity judge:
+    >= 95% of faces still the same person; without the judge, all settings), the shortest that
+    reaches `reach` is chosen, or else the one that reaches most.
     """
     assert model.directions is not None
+    before = clf(x) > 0
     out = {}
     for k, name in enumerate(tqdm(names, desc="calibrating", unit="attribute")):
         v = model.directions[k]
         if float(v.norm()) == 0:
             continue
         unit = v / v.norm()
-        rates = [reach_rate(model, clf, x, z, k, unit, length) for length in LENGTHS]
-        first = next((i for i, r in enumerate(rates) if r >= reach), None)
-        if first is None:
-            best = int(np.argmax(rates))
-            length, rate = LENGTHS[best], rates[best]
-        else:
-            lo, hi, rate = (LENGTHS[first - 1] if first else 0.0), LENGTHS[first], rates[first]
-            for _ in range(5):
-                mid = (lo + hi) / 2
-                r = reach_rate(model, clf, x, z, k, unit, mid)
-                lo, hi, rate = (lo, mid, r) if r >= reach else (mid, hi, rate)
-            length = hi
+        sign = torch.where(before[:, k], -1.0, 1.0)[:, None]
+        tried = []
+        for focus in FOCUSES:
+            for length in LENGTHS:  # identity only gets worse with length: stop at the first loss
+                y = applied_edit(model, x, z, sign * length * unit, focus)
+                reached = float(((clf(y)[:, k] > 0) == ~before[:, k]).float().mean())
+                same = identity.same_share(y) if identity else 1.0
+                tried.append((length, focus, reached, same))
+                if same < SAME_PERSON_SHARE or reached >= reach:
+                    break
+        kept = [t for t in tried if t[3] >= SAME_PERSON_SHARE] or [max(tried, key=lambda t: t[3])]
+        good = [t for t in kept if t[2] >= reach]
+        length, focus, reached, same = min(good, key=lambda t: t[0]) if good else max(kept, key=lambda t: t[2])
         model.directions[k] = unit * length
-        out[name] = {"length": length, "reached": rate}
+        out[name] = {"length": length, "focus": list(focus), "reached": reached, "same_person": same}
     return out
 
 
@@ -179,10 +216,12 @@ def compute_attributes(opts: AttributeOptions) -> Path:
         idx = data.val_idx[: opts.calibration_faces]
         x = to_model_input(images[torch.from_numpy(idx)], device)
         z_val = invert_all(model, images, idx, device, opts.batch, opts.refine_steps).to(device)
+        identity = CropIdentity(x) if opts.identity and identity_available() else None
         model.meta["directions"]["calibration"] = {
             "reach": opts.reach,
+            "same_person": SAME_PERSON_SHARE if identity else None,
             "faces": len(idx),
-            "attributes": calibrate(model, clf, x, z_val, opts.reach, names),
+            "attributes": calibrate(model, clf, x, z_val, opts.reach, names, identity),
         }
         model.meta["default_strength"] = 1.0  # strength 1 is now the calibrated edit
     model.meta["attributes"] = {
@@ -194,6 +233,11 @@ def compute_attributes(opts: AttributeOptions) -> Path:
     save_checkpoint(out, model.to("cpu"))
     cal = model.meta["directions"].get("calibration", {}).get("attributes", {})
     for name, c in zip(names, counts, strict=True):
-        extra = f"  strength 1 = {cal[name]['length']:5.2f}, reaches {cal[name]['reached']:.0%}" if name in cal else ""
+        extra = (
+            f"  strength 1 = {cal[name]['length']:4.1f} (focus {cal[name]['focus']}), reaches "
+            f"{cal[name]['reached']:.0%}, same person {cal[name]['same_person']:.0%}"
+            if name in cal
+            else ""
+        )
         print(f"{name:20s} with {c[0]:6d}  without {c[1]:6d}{extra}")
     return Path(out)

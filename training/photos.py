@@ -24,10 +24,11 @@ from tqdm import tqdm
 from training.classifier import AttributeClassifier
 from training.data import IMAGE_DIR, CelebA
 from training.identity import SAME_PERSON, IdentityJudge
-from worker.core.editor import Editor, Encoded
+from worker.core.editor import Editor
 from worker.core.engine import Engine
 from worker.core.errors import ServiceError
 from worker.core.faces import warp_to_crop
+from worker.core.latents import Encoded, apply_to_photo
 from worker.core.runner import LocalRunner
 from worker.core.settings import CoreSettings
 from worker.core.store import MemoryStore
@@ -158,9 +159,10 @@ def evaluate_photos(
         for a in attributes:
             k = names.index(a)
             sign = -1.0 if before[k] else 1.0  # push each face to the other side
-            z_edit = engine.edit_latent(enc.z[None], [(a, sign * strength)])
+            edit = [(a, sign * strength)]
+            z_edit = engine.edit_latent(enc.z[None], edit)
             for b in blends:
-                out = editor.apply_to_photo(enc, z_edit, b)  # type: ignore[arg-type]
+                out = apply_to_photo(engine, enc, z_edit, b, engine.focus(edit))  # type: ignore[arg-type]
                 same[b][a].append(float(np.linalg.norm(judge.descriptor(out, rect) - ref)))
                 reached[b][a].append(bool(_judge(clf, [_crop_of(out, enc, size)])[0][k] != before[k]))
                 if b == "change":
@@ -182,9 +184,9 @@ def evaluate_photos(
         "blends": {
             b: {
                 a: {
-                    "same_person": float(np.mean(np.array(same[b][a]) < SAME_PERSON)),
-                    "distance_median": float(np.median(same[b][a])),
-                    "target_reached": float(np.mean(reached[b][a])),
+                    "same_person": float(np.mean(np.array(same[b][a]) < SAME_PERSON)) if same[b][a] else 0.0,
+                    "distance_median": float(np.median(same[b][a])) if same[b][a] else float("nan"),
+                    "target_reached": float(np.mean(reached[b][a])) if reached[b][a] else 0.0,
                 }
                 for a in attributes
             }
@@ -198,7 +200,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Whole photos: {report['photos']}, face found in {report['faces_found']} "
         f"({', '.join(f'{k} {v}' for k, v in report['faces_found_by_kind'].items())}); "
-        f"refinement {report['refine_ms_median']:.0f} ms median; strength {report['strength']}",
+        f"refinement {report['refine_ms_median'] or 0:.0f} ms median; strength {report['strength']}",
         "",
         "| blend | edit | same person (dlib < 0.6) | median distance | target reached |",
         "|---|---|---|---|---|",

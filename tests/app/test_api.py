@@ -47,9 +47,10 @@ def test_encode_finds_and_aligns_the_face(client: TestClient, photos: Path) -> N
 def test_encode_picks_the_requested_face(client: TestClient, photos: Path) -> None:
     first = _encode(client, photos / "group.jpg")
     second = _encode(client, photos / "group.jpg", face=1)
-    assert first["faces_found"] >= 2
+    assert first["faces_found"] == len(first["faces"]) == 6
     a, b = first["face_box"], second["face_box"]
     assert a != b and a[2] * a[3] >= b[2] * b[3]  # largest first
+    assert first["faces"][:2] == [a, b] and second["faces"] == first["faces"]
     r = client.post("/encode", files={"file": ("g.jpg", (photos / "group.jpg").read_bytes())}, params={"face": 50})
     assert r.status_code == 422 and "face(s)" in r.json()["detail"]
 
@@ -220,8 +221,8 @@ def test_optimized_edit_job(client: TestClient, photos: Path) -> None:
     assert job["status"] == "queued" and job["result_url"] == f"/jobs/{job['job_id']}/result"
     done = _wait(client, job["job_id"])
     assert done["status"] == "succeeded" and done["progress"] == 1.0 and done["step"] == 10
-    img = client.get(job["result_url"])
-    assert img.status_code == 200 and Image.open(io.BytesIO(img.content)).size == (64, 64)
+    img = client.get(job["result_url"])  # the user's photo with the optimised change applied
+    assert img.status_code == 200 and Image.open(io.BytesIO(img.content)).size == (512, 512)
 
 
 @pytest.mark.parametrize(
@@ -348,3 +349,49 @@ def test_no_face_answer_says_what_to_try(client: TestClient) -> None:
     blank = np.full((200, 200, 3), 200, np.uint8)
     r = client.post("/encode", files={"file": ("b.png", _png(blank))})
     assert r.status_code == 422 and "aligned=true" in r.json()["detail"]
+
+
+def _data_url(arr: np.ndarray) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(_png(arr)).decode()
+
+
+def test_brush_edit_paints_strokes_into_the_users_photo(client: TestClient, photos: Path) -> None:
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+    strokes = np.zeros((128, 128, 3), np.uint8)
+    strokes[80:100, 40:90] = (220, 40, 40)  # red lips, painted on the aligned face
+    mask = np.zeros((128, 128, 3), np.uint8)
+    mask[80:100, 40:90] = 255
+    body = {"latent_id": lid, "steps": 10, "strokes": _data_url(strokes), "mask": _data_url(mask)}
+    r = client.post("/edits/optimized", json=body)
+    assert r.status_code == 202, r.text
+    assert _wait(client, r.json()["job_id"])["status"] == "succeeded"
+    result = client.get(r.json()["result_url"])
+    assert result.headers["content-type"] == "image/png"  # the astronaut is a PNG: the photo comes back as one
+    assert Image.open(io.BytesIO(result.content)).size == (512, 512)
+
+
+@pytest.mark.parametrize(
+    ("strokes", "mask", "text"),
+    [
+        ((64, 64), None, "both"),
+        ((64, 64), (32, 32), "same size"),
+        ((64, 64), "empty", "mask is empty"),
+        ("garbage", (64, 64), "data URL or base64"),
+    ],
+)
+def test_brush_edit_refuses_bad_strokes(client: TestClient, photos: Path, strokes: Any, mask: Any, text: str) -> None:
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+
+    def image(spec: Any, value: int = 255) -> str | None:
+        if spec is None:
+            return None
+        if spec == "garbage":
+            return "data:image/png;base64,@@@"
+        if spec == "empty":
+            return _data_url(np.zeros((64, 64, 3), np.uint8))
+        return _data_url(np.full((*spec, 3), value, np.uint8))
+
+    r = client.post("/edits/optimized", json={"latent_id": lid, "strokes": image(strokes), "mask": image(mask)})
+    assert r.status_code == 422 and text in r.json()["detail"], r.text

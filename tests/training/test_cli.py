@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from models import load_checkpoint
+from tests.conftest import SHARED
 from training.__main__ import main
 
 TINY = ["--ngf", "4", "--ndf", "4", "--nz", "8", "--batch", "8", "--device", "cpu"]
@@ -50,12 +51,6 @@ def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.C
     enc_run = next(p for p in runs.iterdir() if "encoder" in p.name)
     assert (enc_run / "reconstructions-000002.png").is_file()
 
-    ckpt = enc_run / "checkpoint"
-    assert main(["attributes", *common, "--checkpoint", str(ckpt), "--device", "cpu"]) == 0
-    model = load_checkpoint(ckpt)
-    assert model.directions is not None and model.directions.shape == (40, 8)
-    assert sum(model.meta["attributes"]["Smiling"][k] for k in ("with", "without")) > 0
-
     clf = tmp_path / "clf"
     assert (
         main(
@@ -76,6 +71,19 @@ def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.C
         )
         == 0
     )
+    ckpt = enc_run / "checkpoint"
+    attr_args = ["--checkpoint", str(ckpt), "--device", "cpu", "--refine-steps", "2"]
+    calibration = ["--classifier", str(clf), "--calibration-faces", "4", "--no-identity"]
+    assert main(["attributes", *common, *attr_args, *calibration]) == 0
+    model = load_checkpoint(ckpt)
+    assert model.directions is not None and model.directions.shape == (40, 8)
+    assert sum(model.meta["attributes"]["Smiling"][k] for k in ("with", "without")) > 0
+    smiling = model.meta["directions"]["calibration"]["attributes"]["Smiling"]
+    assert model.directions[model.attribute_names.index("Smiling")].norm() == pytest.approx(smiling["length"], rel=1e-3)
+    assert smiling["focus"] in ([0.0, 0.0], [0.1, 0.35], [0.25, 0.6]) and 0 <= smiling["reached"] <= 1
+    assert model.meta["default_strength"] == 1.0
+    assert model.meta["directions"]["conditional"]["Eyeglasses"] == ["Male", "Young"]
+
     report = tmp_path / "report.json"
     assert (
         main(
@@ -92,6 +100,10 @@ def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.C
                 "3",
                 "--device",
                 "cpu",
+                "--photos",
+                "1",
+                "--photos-dir",
+                str(SHARED / "photos"),
             ]
         )
         == 0
@@ -103,6 +115,11 @@ def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.C
     assert r["reconstruction"]["encoder"]["ssim"] <= 1
     assert "| Smiling |" in report.with_suffix(".md").read_text()
     assert (tmp_path / "report-examples.png").is_file()
+    photos = r["whole_photos"]  # made from the held-out faces (one per kind, as many as there are) + shipped
+    assert len(list((SHARED / "photos").iterdir())) < photos["photos"] <= 6 + len(list((SHARED / "photos").iterdir()))
+    assert photos["faces_found_by_kind"]["shipped"] == "4/4"
+    assert 0 <= photos["blends"]["change"]["Smiling"]["same_person"] <= 1
+    assert Image.open(tmp_path / "report-photos.png").size[0] == 6 * 160
 
 
 def test_bad_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,13 +8,10 @@ read only by later requests.
 
 from __future__ import annotations
 
-import io
-import json
-import secrets
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,36 +22,18 @@ from worker.core import faces
 from worker.core.attributes import ORDER, describe
 from worker.core.engine import Engine
 from worker.core.errors import InvalidParameter, NotFound, NotReady
-from worker.core.images import Photo, decode_photo, encode_like, png_bytes
+from worker.core.images import Photo, decode_image, decode_photo, encode_like, png_bytes
 from worker.core.jobs import JobRecord, check_job, read_job, write_job
+from worker.core.latents import Blend, Encoded, apply_to_photo, load_face, new_id, save_face
 from worker.core.runner import JobRunner
 from worker.core.settings import CoreSettings
 from worker.core.store import Store, key
 
-Blend = Literal["change", "generated"]
-
-
-def new_id() -> str:
-    """128 random bits, URL-safe: unguessable, so ids double as capabilities."""
-    return secrets.token_urlsafe(16)
-
-
-@dataclass
-class Encoded:
-    """One face as a request knows it: its latent, its crop, and the photo it came from."""
-
-    latent_id: str
-    z: torch.Tensor  # (nz,) refined latent
-    aligned: faces.Aligned | None  # None for generated faces
-    photo: Photo | None = None  # decoded upload, None when the request did not need it
-    grayscale: bool = False
-    face_box: tuple[int, int, int, int] | None = None
-    faces_found: int = 1
-    inversion: dict[str, float] = field(default_factory=dict)
-
 
 @dataclass
 class Rendered:
+    """An answer image: its bytes and media type, the face's latent id, whether it is the photo."""
+
     data: bytes
     media_type: str
     latent_id: str
@@ -78,48 +57,28 @@ class Editor:
         with self._photos:
             photo = self._decode(data)
             if aligned:
-                crop, box, n = faces.whole_image(photo.pixels, size), None, 1
+                crop, box, boxes = faces.whole_image(photo.pixels, size), None, []
             else:
-                found, n = faces.find_face(photo.pixels, face)
+                found, every = faces.find_face(photo.pixels, face)
                 crop, box = faces.align(photo.pixels, found, size, self.engine.geometry), found.box
+                boxes = [f.box for f in every]
         z = self.engine.encode(crop.pixels[None])[0]
         stats: dict[str, float] = {}
         if refine and self.settings.refine_steps:
             opts = RefineOptions(steps=self.settings.refine_steps, budget_s=self.settings.refine_budget_ms / 1000)
             z_opt, stats = self.engine.refine(crop.pixels, crop.valid, z[None], opts)
             z = z_opt[0]
-        enc = Encoded(new_id(), z, crop, photo, faces.is_grayscale(photo.pixels), box, n, stats)
-        self._save(enc, data)
+        enc = Encoded(new_id(), z, crop, photo, faces.is_grayscale(photo.pixels), box, boxes, stats)
+        save_face(self.store, enc, data, self.settings.latent_ttl_s)
         return enc
-
-    def _save(self, enc: Encoded, photo_bytes: bytes | None) -> None:
-        ttl = self.settings.latent_ttl_s
-        record: dict[str, Any] = {"z": enc.z.tolist(), "grayscale": enc.grayscale}
-        if enc.aligned is not None:
-            record["matrix"] = enc.aligned.matrix.tolist()
-            rgba = np.dstack([enc.aligned.pixels, enc.aligned.valid.astype(np.uint8) * 255])
-            self.store.put(key("face", enc.latent_id), png_bytes(rgba), ttl)
-        self.store.put(key("latent", enc.latent_id), json.dumps(record).encode(), ttl)
-        if photo_bytes is not None:
-            self.store.put(key("photo", enc.latent_id), photo_bytes, ttl)
 
     def load(self, latent_id: str, with_photo: bool = False) -> Encoded:
         """A face stored by an earlier request; its photo decoded only when asked for."""
-        raw = self.store.get(key("latent", latent_id))
-        if raw is None:
-            raise NotFound(f"unknown or expired latent id {latent_id!r}; encode the face again")
-        record = json.loads(raw)
-        enc = Encoded(latent_id, torch.tensor(record["z"], dtype=torch.float32), None, grayscale=record["grayscale"])
-        face_png = self.store.get(key("face", latent_id)) if "matrix" in record else None
-        if face_png is not None:
-            rgba = np.asarray(Image.open(io.BytesIO(face_png)).convert("RGBA"))
-            enc.aligned = faces.Aligned(rgba[..., :3].copy(), rgba[..., 3] > 127, np.array(record["matrix"]))
-        if with_photo:
-            photo_bytes = self.store.get(key("photo", latent_id))
-            if photo_bytes is not None:
-                with self._photos:
-                    enc.photo = self._decode(photo_bytes)
-        return enc
+        return load_face(self.store, latent_id, self._decode_limited if with_photo else None)
+
+    def _decode_limited(self, data: bytes) -> Photo:
+        with self._photos:
+            return self._decode(data)
 
     # --- edits --------------------------------------------------------------------------
 
@@ -166,21 +125,9 @@ class Editor:
         if enc.photo is None or enc.aligned is None:
             raise InvalidParameter("paste=true needs a face encoded from an uploaded photo (not a generated face)")
         with self._photos:
-            image = self.apply_to_photo(enc, z_edit, blend)
+            image = apply_to_photo(self.engine, enc, z_edit, blend, self.engine.focus(edits))
             data, media_type = encode_like(image, enc.photo)
         return Rendered(data, media_type, enc.latent_id, True)
-
-    def apply_to_photo(self, enc: Encoded, z_edit: torch.Tensor, blend: Blend) -> np.ndarray:
-        """The photo with the edit: its own pixels + mask * (G(z + edit) - G(z)) (the default),
-        or the generated face blended over it (`blend="generated"`)."""
-        assert enc.photo is not None and enc.aligned is not None
-        if blend == "generated":
-            face_img = self.engine.render(z_edit)[0]
-            return faces.paste_face(enc.photo.pixels, face_img, enc.aligned, enc.grayscale)
-        both = self.engine.render(torch.cat([enc.z[None], z_edit]))  # one pass for the two renders
-        delta = both[1].astype(np.float32) - both[0].astype(np.float32)
-        mask = faces.change_mask(delta, enc.aligned.valid)
-        return faces.apply_change(enc.photo.pixels, delta, mask, enc.aligned.matrix, enc.grayscale)
 
     def interpolate(self, from_id: str, to_id: str, steps: int, method: str) -> np.ndarray:
         z0, z1 = self.load(from_id).z, self.load(to_id).z
@@ -192,7 +139,7 @@ class Editor:
         imgs = self.engine.render(z)
         encs = [Encoded(new_id(), z[i], None) for i in range(n)]
         for enc in encs:
-            self._save(enc, None)
+            save_face(self.store, enc, None, self.settings.latent_ttl_s)
         return imgs, [e.latent_id for e in encs]
 
     def attributes(self) -> list[dict[str, Any]]:
@@ -204,20 +151,45 @@ class Editor:
 
     # --- optimised edits as jobs --------------------------------------------------------
 
-    def submit_optimized(self, params: dict[str, Any]) -> JobRecord:
+    def submit_optimized(
+        self, params: dict[str, Any], strokes: bytes | None = None, mask: bytes | None = None
+    ) -> JobRecord:
+        """Queue an optimised edit; with brush `strokes` (an image) and their `mask` (an image of
+        the same size: painted where not black), towards the strokes under the mask (iGAN)."""
         self.check_edits([(e["attribute"], e["strength"]) for e in params["edits"]])
         for latent_id in (params["latent_id"], params.get("target_id")):
             if latent_id and self.store.get(key("latent", latent_id)) is None:
                 raise NotFound(f"unknown or expired latent id {latent_id!r}; encode the face again")
+        painted = self._strokes(strokes, mask) if strokes is not None or mask is not None else None
         now = time.time()
         job = JobRecord(id=new_id(), steps=params["steps"], created_at=now, updated_at=now, params=params)
-        write_job(self.store, job, self.settings.result_ttl_s)
+        ttl = self.settings.result_ttl_s
+        if painted is not None:
+            self.store.put(key("strokes", job.id), painted, ttl)
+        write_job(self.store, job, ttl)
         try:
             self.runner.submit(job.id)
         except Exception:
             self.store.delete(key("job", job.id))  # not queued: leave no job that never runs
             raise
         return job
+
+    def _strokes(self, strokes: bytes | None, mask: bytes | None) -> bytes:
+        """Strokes and mask as one RGBA PNG at the model's crop size (alpha = the mask)."""
+        if strokes is None or mask is None:
+            raise InvalidParameter("brush edits need both `strokes` and `mask`")
+        limit = 4096 * 4096
+        rgb, m = decode_image(strokes, limit), decode_image(mask, limit)
+        if rgb.shape != m.shape:
+            raise InvalidParameter(
+                f"strokes ({rgb.shape[1]}x{rgb.shape[0]}) and mask ({m.shape[1]}x{m.shape[0]}) must have the same size"
+            )
+        alpha = (m.max(2) > 127).astype(np.uint8) * 255
+        if not alpha.any():
+            raise InvalidParameter("the mask is empty: paint where the strokes should apply")
+        size = self.engine.image_size
+        rgba = Image.fromarray(np.dstack([rgb, alpha])).resize((size, size), Image.Resampling.BOX)
+        return png_bytes(np.asarray(rgba))
 
     def job(self, job_id: str) -> JobRecord:
         """The job as it is now: an orphaned one (its worker died) is run again or failed here."""
@@ -227,12 +199,13 @@ class Editor:
         return check_job(self.store, job, self.settings, self.runner.requeue)
 
     def job_result(self, job_id: str) -> bytes:
+        """The result image (the user's photo in its format, or a 64 px PNG face)."""
         job = self.job(job_id)
         if job.status == "failed":
             raise NotReady(f"job {job_id} failed: {job.error}", status=job.status)
-        png = self.store.get(key("result", job_id))
-        if job.status != "succeeded" or png is None:
+        data = self.store.get(key("result", job_id))
+        if job.status != "succeeded" or data is None:
             raise NotReady(
                 f"job {job_id} is {job.status}; poll /jobs/{job_id} until it has succeeded", status=job.status
             )
-        return png
+        return data

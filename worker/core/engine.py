@@ -69,6 +69,13 @@ class Engine:
     def default_strength(self) -> float:
         return float(self.model.meta.get("default_strength", 1.0))
 
+    def focus(self, edits: list[tuple[str, float]]) -> tuple[float, float]:
+        """The change mask's focus for these edits: the loosest of their calibrated focuses
+        (none for checkpoints calibrated without one), so no edit is cut back below its own."""
+        calibrated = self.model.meta.get("directions", {}).get("calibration", {}).get("attributes", {})
+        focuses = [tuple(calibrated.get(a, {}).get("focus", (0.0, 0.0))) for a, s in edits if s != 0]
+        return min(focuses, default=(0.0, 0.0))  # type: ignore[return-value]
+
     def edit_latent(self, z: Tensor, edits: list[tuple[str, float]]) -> Tensor:
         """z (B, nz) + sum of strength * direction over (attribute, strength) pairs; names must be known."""
         if not edits:

@@ -14,7 +14,9 @@ the user's own pixels, skin tone and grain stay wherever the edit does not act.
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -51,7 +53,8 @@ _detect_lock = threading.Lock()  # libfacedetection keeps scratch buffers per ca
 
 
 def _yunet(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with _detect_lock:
+    with _detect_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "too large": the second pass is large on purpose
         confs, boxes, points = yuface.detect(np.ascontiguousarray(bgr), conf=MIN_SCORE / 100)
     return confs.astype(np.float32), boxes.astype(np.float32), points.astype(np.float32).reshape(-1, 5, 2)
 
@@ -98,8 +101,8 @@ def detect_faces(photo: np.ndarray) -> list[Face]:
     return sorted(found, key=lambda f: -f.box[2] * f.box[3])
 
 
-def find_face(photo: np.ndarray, index: int = 0) -> tuple[Face, int]:
-    """The index-th largest face; also how many faces the photo has."""
+def find_face(photo: np.ndarray, index: int = 0) -> tuple[Face, list[Face]]:
+    """The index-th largest face, and every face of the photo (largest first)."""
     found = detect_faces(photo)
     if not found:
         raise NoFace(NO_FACE_HELP)
@@ -108,7 +111,7 @@ def find_face(photo: np.ndarray, index: int = 0) -> tuple[Face, int]:
             f"face={index} asked for, but the photo has {len(found)} face(s); use face=0 to {len(found) - 1}",
             faces=len(found),
         )
-    return found[index], len(found)
+    return found[index], found
 
 
 def align(photo: np.ndarray, face: Face, size: int, geometry: FaceGeometry) -> Aligned:
@@ -146,22 +149,37 @@ def is_grayscale(photo: np.ndarray) -> bool:
     return bool(np.abs(sample - sample.mean(2, keepdims=True)).max() <= 3)
 
 
-def change_mask(delta: np.ndarray, valid: np.ndarray, low: float = 1.5, high: float = 6.0) -> np.ndarray:
+Focus = tuple[float, float]  # mask thresholds as fractions of the edit's strongest change
+NO_FOCUS: Focus = (0.0, 0.0)
+
+
+def change_mask(delta: np.ndarray, valid: np.ndarray, focus: Focus = NO_FOCUS) -> np.ndarray:
     """Where an edit acts: (S, S) float32 in [0, 1], from the change itself.
 
-    delta: (S, S, 3) float32, G(z + edit) - G(z) in pixel units. Faint differences (the
-    background and hair around a mouth edit) get no weight, so they cannot ghost into the
-    photo; the mask grows smoothly with the change, is feathered so it has no edge, and fades
-    out at the crop border so no seam shows.
+    delta: (S, S, 3) float32, G(z + edit) - G(z) in pixel units. Changes under 1.5 grey levels
+    get no weight and over 6 full weight; `focus` raises both thresholds to fractions of this
+    edit's own strongest change, so only where it acts most passes (the eyes for glasses):
+    the faint, face-wide differences that would blur the person into the model's face are
+    dropped. Each attribute's focus is chosen when its strength is calibrated (identity kept
+    first). The mask grows smoothly, is feathered, and lies inside a soft oval that fades out
+    before the crop's border, so neither a seam nor the square of the crop shows.
     """
     size = delta.shape[0]
     strength = cv2.GaussianBlur(np.abs(delta).mean(2), (0, 0), size / 32)
-    mask = np.clip((strength - low) / (high - low), 0, 1)  # grey levels: below `low` untouched, `high`: all
+    top = float(np.percentile(strength, 99))
+    low, high = max(1.5, focus[0] * top), max(6.0, focus[1] * top)  # grey levels
+    mask = np.clip((strength - low) / (high - low), 0, 1)
     mask = cv2.GaussianBlur(mask, (0, 0), size / 24)
-    ramp = np.minimum(np.arange(size), np.arange(size)[::-1]) / (size * 0.12)
-    border = np.clip(np.minimum.outer(ramp, ramp), 0, 1)
     valid_soft = cv2.GaussianBlur(valid.astype(np.float32), (0, 0), size / 48)
-    return (mask * border * valid_soft).astype(np.float32)
+    return (mask * _oval(size) * valid_soft).astype(np.float32)
+
+
+@lru_cache
+def _oval(size: int) -> np.ndarray:
+    """1 over the face and hair, falling to 0 at an oval that touches the crop's sides."""
+    yy, xx = (np.mgrid[:size, :size] + 0.5) / size - 0.5
+    r = np.hypot(xx / 0.5, yy / 0.5)
+    return np.clip((1.0 - r) / 0.25, 0, 1).astype(np.float32)
 
 
 def apply_change(

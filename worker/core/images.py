@@ -93,6 +93,15 @@ def encode_like(img: np.ndarray, photo: Photo) -> tuple[bytes, str]:
     return buf.getvalue(), MEDIA_TYPES[fmt]
 
 
+def media_type_of(data: bytes) -> str:
+    """The media type of an image answer we encoded (by its magic bytes)."""
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"
+
+
 def png_bytes(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG", compress_level=1)  # fast; faces are small

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -31,7 +30,9 @@ from pydantic import BaseModel
 from models.editing import OptimizeOptions, optimize_latent
 from worker.core.engine import Engine
 from worker.core.errors import Unavailable
-from worker.core.images import png_bytes
+from worker.core.faces import Aligned
+from worker.core.images import Photo, decode_photo, encode_like, png_bytes
+from worker.core.latents import apply_to_photo, load_face
 from worker.core.settings import CoreSettings
 from worker.core.store import Store, key
 
@@ -105,7 +106,9 @@ def check_job(store: Store, job: JobRecord, settings: CoreSettings, requeue: Cal
 
 
 def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: CoreSettings) -> None:
-    """Run one optimised edit: z* from E(x) (+ attribute edits) towards the target image."""
+    """Run one optimised edit: z* from z (+ attribute edits) towards the target face, or towards
+    the brush strokes painted on it; the result is the user's photo with the change applied
+    (in the photo's format), or the 64 px face for a generated one."""
     ttl_s = settings.result_ttl_s
     job = read_job(store, job_id)
     if job is None or job.status in ("succeeded", "failed"):
@@ -121,17 +124,18 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
     job.status, job.step, job.progress, job.started_at, job.heartbeat_at = "running", 0, 0.0, now, now
     write_job(store, job, ttl_s)
     deadline = time.monotonic() + settings.job_time_limit_s
+
+    def decode(data: bytes) -> Photo:
+        return decode_photo(data, settings.max_image_pixels, settings.max_photo_pixels)
+
     try:
         p = job.params
-        latent = store.get(key("latent", p["latent_id"]))
-        target_png = store.get(key("face", p.get("target_id") or p["latent_id"]))
-        if latent is None or target_png is None:
-            raise LookupError("the face to edit expired before the job ran; encode it again")
-        z0 = torch.tensor(json.loads(latent)["z"], dtype=torch.float32)[None]
-        z = engine.edit_latent(z0, [(e["attribute"], e["strength"]) for e in p["edits"]])
-        rgba = torch.from_numpy(np.asarray(Image.open(io.BytesIO(target_png)).convert("RGBA")).copy())
-        target = rgba[..., :3].permute(2, 0, 1)[None].float() / 127.5 - 1
-        mask = (rgba[..., 3] > 127).float()[None, None]  # padding outside the photo does not count
+        face = load_face(store, p["latent_id"], decode)
+        target_face = load_face(store, p["target_id"]) if p.get("target_id") else face
+        if target_face.aligned is None:
+            raise LookupError("the face to edit has no aligned crop (a generated face): give a target_id")
+        z = engine.edit_latent(face.z[None], [(e["attribute"], e["strength"]) for e in p["edits"]])
+        target, weights = _target(target_face.aligned, store.get(key("strokes", job_id)))
         opts = OptimizeOptions(steps=p["steps"], lr=p["lr"], lambda1=p["lambda1"], lambda2=p["lambda2"])
 
         def progress(step: int, total: int, _objective: float) -> None:
@@ -146,10 +150,13 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
         if engine.model.D is None:
             raise ValueError("this model has no discriminator, so it has no realism term to optimise")
         z_opt, _ = optimize_latent(
-            engine.model.G, engine.model.D, z.to(device), target.to(device), opts, mask.to(device), progress
+            engine.model.G, engine.model.D, z.to(device), target.to(device), opts, weights.to(device), progress
         )
-        img = engine.render(z_opt.cpu())[0]
-        _persist(lambda: store.put(key("result", job_id), png_bytes(np.ascontiguousarray(img)), ttl_s), deadline)
+        if face.photo is not None and face.aligned is not None:  # the change, applied to the user's photo
+            result, _ = encode_like(apply_to_photo(engine, face, z_opt.cpu()), face.photo)
+        else:
+            result = png_bytes(np.ascontiguousarray(engine.render(z_opt.cpu())[0]))
+        _persist(lambda: store.put(key("result", job_id), result, ttl_s), deadline)
         job.status, job.progress, job.step, job.error = "succeeded", 1.0, opts.steps, None
     except JobTimeout:
         job.status, job.error = "failed", TIME_LIMIT_ERROR
@@ -158,6 +165,23 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
     except Exception as e:  # noqa: BLE001 - the job record says what went wrong
         job.status, job.error = "failed", f"{type(e).__name__}: {e}"
     _persist(lambda: write_job(store, job, ttl_s), deadline + 60)
+
+
+OUTSIDE_STROKES = 0.1  # weight of the rest of the face when strokes are painted: stay the user's
+
+
+def _target(aligned: Aligned, strokes_png: bytes | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixel target (1, 3, S, S) in [-1, 1] and its weights (1, 1, S, S): the face itself,
+    or with brush strokes (iGAN) painted over it, weighted fully where painted."""
+    rgb = aligned.pixels.astype(np.float32)
+    weights = aligned.valid.astype(np.float32)  # padding outside the photo does not count
+    if strokes_png is not None:
+        rgba = np.asarray(Image.open(io.BytesIO(strokes_png)).convert("RGBA")).astype(np.float32)
+        painted = rgba[..., 3:] / 255
+        rgb = (rgb * (1 - painted) + rgba[..., :3] * painted).astype(np.float32)
+        weights = np.maximum(weights * OUTSIDE_STROKES, painted[..., 0]).astype(np.float32)
+    target = torch.from_numpy(rgb).permute(2, 0, 1)[None] / 127.5 - 1
+    return target, torch.from_numpy(weights)[None, None]
 
 
 def _persist(write: Callable[[], None], deadline: float) -> None:

@@ -14,11 +14,12 @@ import redis
 
 from worker.core.errors import Unavailable
 
-Kind = Literal["latent", "face", "photo", "job", "result"]
+Kind = Literal["latent", "face", "photo", "job", "result", "strokes", "attribute"]
 
 
 def key(kind: Kind, item_id: str) -> str:
-    """Store key of one item: its z, aligned face, uploaded photo, job record or job result."""
+    """Store key of one item: a face's z, aligned crop or photo; a job's record, strokes or result;
+    a custom attribute."""
     return f"{kind}:{item_id}"
 
 

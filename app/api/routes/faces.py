@@ -62,7 +62,8 @@ def _encode(editor: Editor, data: bytes, face: int, aligned: bool, refine: bool)
         latent_id=enc.latent_id,
         z=enc.z.tolist(),
         face_box=list(enc.face_box) if enc.face_box else None,
-        faces_found=enc.faces_found,
+        faces_found=max(1, len(enc.all_faces)),
+        faces=[list(b) for b in enc.all_faces],
         aligned=data_url(png_bytes(enc.aligned.pixels)),
         reconstruction=data_url(png_bytes(rec)),
         inversion=Inversion(

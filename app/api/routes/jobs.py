@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -10,8 +12,20 @@ from fastapi.responses import Response
 
 from app.api.deps import EditorDep
 from app.schemas import JobAccepted, JobStatus, OptimizedEditRequest
+from worker.core.errors import InvalidParameter
+from worker.core.images import media_type_of
 
 router = APIRouter(tags=["jobs"])
+
+
+def from_data_url(value: str, name: str) -> bytes:
+    """The bytes of a data URL or of plain base64."""
+    try:
+        return base64.b64decode(value.split(",", 1)[1] if value.startswith("data:") else value, validate=True)
+    except (ValueError, binascii.Error) as e:
+        raise InvalidParameter(f"{name} must be an image as a data URL or base64: {e}") from e
+
+
 JobId = Annotated[str, Path(max_length=64)]
 
 
@@ -27,10 +41,14 @@ JobId = Annotated[str, Path(max_length=64)]
     },
 )
 async def optimized_edit(editor: EditorDep, body: OptimizedEditRequest, request: Request) -> JobAccepted:
-    """Queue the optimised edit (Zhu et al. 2016) with the discriminator's realism term."""
-    params = body.model_dump()
+    """Queue the optimised edit (Zhu et al. 2016) with the discriminator's realism term;
+    with `strokes` and `mask`, the brush edit: the nearest realistic face matching the strokes."""
+    params = body.model_dump(exclude={"strokes", "mask"})
     params["edits"] = [e.model_dump() for e in body.edits]
-    job = await run_in_threadpool(editor.submit_optimized, params)
+    strokes, mask = (
+        from_data_url(v, name) if v else None for v, name in ((body.strokes, "strokes"), (body.mask, "mask"))
+    )
+    job = await run_in_threadpool(editor.submit_optimized, params, strokes, mask)
     return JobAccepted(
         job_id=job.id,
         status=job.status,
@@ -49,7 +67,7 @@ async def job_status(editor: EditorDep, job_id: JobId) -> JobStatus:
 @router.get(
     "/jobs/{job_id}/result",
     responses={
-        200: {"content": {"image/png": {}}},
+        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
         404: {"description": "unknown or expired job"},
         409: {"description": "job not finished, or failed"},
     },
@@ -57,4 +75,5 @@ async def job_status(editor: EditorDep, job_id: JobId) -> JobStatus:
 )
 async def job_result(editor: EditorDep, job_id: JobId) -> Response:
     """The optimised edit's image, once the job has succeeded."""
-    return Response(await run_in_threadpool(editor.job_result, job_id), media_type="image/png")
+    data = await run_in_threadpool(editor.job_result, job_id)
+    return Response(data, media_type=media_type_of(data))

@@ -1,0 +1,91 @@
+"""A face as the service keeps it between requests, and an edit applied to its photo.
+
+What one request knows of a face (`Encoded`: z, the aligned crop with its validity mask,
+the decoded photo) and what is stored for later requests: the z record, the crop as an RGBA
+PNG (alpha = valid pixels) and the photo's original bytes, each under its own key with the
+latent TTL. The API's editor and the job code both read faces through `load_face`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from worker.core import faces
+from worker.core.engine import Engine
+from worker.core.errors import NotFound
+from worker.core.images import Photo, png_bytes
+from worker.core.store import Store, key
+
+Blend = Literal["change", "generated"]
+
+
+def new_id() -> str:
+    """128 random bits, URL-safe: unguessable, so ids double as capabilities."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass
+class Encoded:
+    """One face as a request knows it: its latent, its crop, and the photo it came from."""
+
+    latent_id: str
+    z: torch.Tensor  # (nz,) refined latent
+    aligned: faces.Aligned | None  # None for generated faces
+    photo: Photo | None = None  # decoded upload, None when the request did not need it
+    grayscale: bool = False
+    face_box: tuple[int, int, int, int] | None = None
+    all_faces: list[tuple[int, int, int, int]] = field(default_factory=list)  # every face found, largest first
+    inversion: dict[str, float] = field(default_factory=dict)
+
+
+def save_face(store: Store, enc: Encoded, photo_bytes: bytes | None, ttl_s: int) -> None:
+    record: dict[str, Any] = {"z": enc.z.tolist(), "grayscale": enc.grayscale}
+    if enc.aligned is not None:
+        record["matrix"] = enc.aligned.matrix.tolist()
+        rgba = np.dstack([enc.aligned.pixels, enc.aligned.valid.astype(np.uint8) * 255])
+        store.put(key("face", enc.latent_id), png_bytes(rgba), ttl_s)
+    store.put(key("latent", enc.latent_id), json.dumps(record).encode(), ttl_s)
+    if photo_bytes is not None:
+        store.put(key("photo", enc.latent_id), photo_bytes, ttl_s)
+
+
+def load_face(store: Store, latent_id: str, decode: Callable[[bytes], Photo] | None = None) -> Encoded:
+    """A face stored by an earlier request; its photo decoded (by `decode`) only when given one."""
+    raw = store.get(key("latent", latent_id))
+    if raw is None:
+        raise NotFound(f"unknown or expired latent id {latent_id!r}; encode the face again")
+    record = json.loads(raw)
+    enc = Encoded(latent_id, torch.tensor(record["z"], dtype=torch.float32), None, grayscale=record["grayscale"])
+    face_png = store.get(key("face", latent_id)) if "matrix" in record else None
+    if face_png is not None:
+        rgba = np.asarray(Image.open(io.BytesIO(face_png)).convert("RGBA"))
+        enc.aligned = faces.Aligned(rgba[..., :3].copy(), rgba[..., 3] > 127, np.array(record["matrix"]))
+    if decode is not None:
+        photo_bytes = store.get(key("photo", latent_id))
+        if photo_bytes is not None:
+            enc.photo = decode(photo_bytes)
+    return enc
+
+
+def apply_to_photo(
+    engine: Engine, enc: Encoded, z_edit: torch.Tensor, blend: Blend = "change", focus: faces.Focus = faces.NO_FOCUS
+) -> np.ndarray:
+    """The photo with the edit: its own pixels + mask * (G(z + edit) - G(z)) (the default),
+    or the generated face blended over it (`blend="generated"`)."""
+    assert enc.photo is not None and enc.aligned is not None
+    if blend == "generated":
+        face_img = engine.render(z_edit)[0]
+        return faces.paste_face(enc.photo.pixels, face_img, enc.aligned, enc.grayscale)
+    both = engine.render(torch.cat([enc.z[None], z_edit]))  # one pass for the two renders
+    delta = both[1].astype(np.float32) - both[0].astype(np.float32)
+    mask = faces.change_mask(delta, enc.aligned.valid, focus)
+    return faces.apply_change(enc.photo.pixels, delta, mask, enc.aligned.matrix, enc.grayscale)
