@@ -110,6 +110,15 @@ class AttributesResponse(BaseModel):
     max_strength: float
 
 
+class CustomAttribute(BaseModel):
+    id: str = Field(description="use it as an attribute name in /edit; expires with its TTL")
+    name: str
+    keep: list[str] = Field(description="built-in attributes the edit was made orthogonal to")
+    faces_with: int
+    faces_without: int
+    expires_in_s: int
+
+
 class GeneratedFace(BaseModel):
     latent_id: str
     image: str

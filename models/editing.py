@@ -31,6 +31,16 @@ def apply_edit(z: Tensor, directions: Tensor, strengths: Tensor) -> Tensor:
     return z + s @ directions.to(z.dtype)
 
 
+def orthogonalize(v: Tensor, keep: Tensor) -> Tensor:
+    """v (nz,) minus its projection on span(keep rows) (K, nz): an edit along v that leaves the
+    kept attributes' directions where they are (InterFaceGAN's conditional edit)."""
+    if len(keep) == 0:
+        return v.clone()
+    basis = torch.linalg.qr(keep.T.double()).Q  # (nz, K), orthonormal
+    w = v.double()
+    return (w - basis @ (basis.T @ w)).to(v.dtype)
+
+
 def lerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
     """Linear interpolation: (nz,), (nz,), (T,) -> (T, nz)."""
     t = t.to(z0.dtype)[:, None]

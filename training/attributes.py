@@ -27,7 +27,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from models.checkpoint import FaceModel, load_checkpoint, save_checkpoint
-from models.editing import RefineOptions, refine_latent
+from models.editing import RefineOptions, orthogonalize, refine_latent
 from training.classifier import AttributeClassifier, load_classifier
 from training.data import DataOptions, to_model_input
 from training.identity import SAME_PERSON
@@ -96,15 +96,12 @@ def kept(names: list[str], name: str) -> list[str]:
 
 def condition(directions: Tensor, names: list[str]) -> Tensor:
     """Each v_a minus its projection on span{v_b : b kept by a} (InterFaceGAN's conditional edit)."""
-    out = directions.clone()
-    for k, name in enumerate(names):
-        keep = [names.index(b) for b in kept(names, name)]
-        if not keep:
-            continue
-        basis = torch.linalg.qr(directions[keep].T.double()).Q  # (nz, |keep|), orthonormal
-        v = directions[k].double()
-        out[k] = (v - basis @ (basis.T @ v)).float()
-    return out
+    return torch.stack(
+        [
+            orthogonalize(directions[k], directions[[names.index(b) for b in kept(names, n)]])
+            for k, n in enumerate(names)
+        ]
+    )
 
 
 @torch.no_grad()

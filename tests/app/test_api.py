@@ -395,3 +395,54 @@ def test_brush_edit_refuses_bad_strokes(client: TestClient, photos: Path, stroke
 
     r = client.post("/edits/optimized", json={"latent_id": lid, "strokes": image(strokes), "mask": image(mask)})
     assert r.status_code == 422 and text in r.json()["detail"], r.text
+
+
+def _group_faces(photos: Path) -> list[bytes]:
+    """Each person of group.jpg cut out as a photo of their own."""
+    group = Image.open(photos / "group.jpg").convert("RGB")
+    out = []
+    for x, y, w, h in ((462, 264, 112, 150), (750, 346, 92, 124), (1132, 274, 94, 124), (898, 56, 106, 138)):
+        buf = io.BytesIO()
+        group.crop((x - w // 2, y - h // 2, x + w + w // 2, y + h + h // 2)).save(buf, "JPEG")
+        out.append(buf.getvalue())
+    return out
+
+
+def test_custom_attribute_from_a_few_photos(client: TestClient, photos: Path) -> None:
+    with_look = [(photos / n).read_bytes() for n in ("astronaut.png", "einstein.jpg", "messi5.jpg")]
+    files = [("with", (f"w{i}.jpg", d)) for i, d in enumerate(with_look)]
+    files += [("without", (f"n{i}.jpg", d)) for i, d in enumerate(_group_faces(photos)[:3])]
+    r = client.post("/attributes/custom", files=files, params={"name": "famous", "keep": ["Male"]})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["id"].startswith("custom-") and made["faces_with"] == 3 and made["keep"] == ["Male"]
+    assert client.get(f"/attributes/custom/{made['id']}").json() == made
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+    face = {"latent_id": lid, "paste": False}
+    plain = client.post("/edit", params={**face, "attribute": made["id"], "strength": 0}).content
+    edited = client.post("/edit", params={**face, "attribute": made["id"], "strength": 3})
+    assert edited.status_code == 200 and edited.content != plain
+    both = client.post("/edit", params=[*face.items(), ("attribute", made["id"]), ("attribute", "Smiling")])
+    assert both.status_code == 200
+    job = client.post("/edits/optimized", json={"latent_id": lid, "edits": [{"attribute": made["id"], "strength": 1}]})
+    assert job.status_code == 422 and "/edit only" in job.json()["detail"]
+
+
+def test_custom_attribute_refuses_bad_examples(client: TestClient, photos: Path) -> None:
+    faces = _group_faces(photos)
+    blank = _png(np.full((200, 200, 3), 200, np.uint8))
+
+    def post(with_look: list[bytes], without: list[bytes], **params: Any) -> Any:
+        files = [("with", (f"w{i}.jpg", d)) for i, d in enumerate(with_look)]
+        files += [("without", (f"n{i}.jpg", d)) for i, d in enumerate(without)]
+        return client.post("/attributes/custom", files=files, params=params)
+
+    few = post(faces[:2], faces[2:4])
+    assert few.status_code == 422 and "3 to 12" in few.json()["detail"]
+    no_face = post([faces[0], blank, faces[1]], faces[:3])
+    assert no_face.status_code == 422 and "photo 2 with the look" in no_face.json()["detail"]
+    unknown = post(faces[:3], faces[1:4], keep=["Wings"])
+    assert unknown.status_code == 422 and "Wings" in unknown.json()["detail"]
+    assert client.get("/attributes/custom/custom-nope").status_code == 404
+    lid = _encode(client, photos / "astronaut.png")["latent_id"]
+    assert client.post("/edit", params={"latent_id": lid, "attribute": "custom-nope"}).status_code == 404

@@ -8,6 +8,7 @@ read only by later requests.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -17,17 +18,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.editing import RefineOptions, lerp, slerp
+from models.editing import RefineOptions, apply_edit, lerp, orthogonalize, slerp
 from worker.core import faces
 from worker.core.attributes import ORDER, describe
 from worker.core.engine import Engine
-from worker.core.errors import InvalidParameter, NotFound, NotReady
+from worker.core.errors import InvalidParameter, NotFound, NotReady, ServiceError
 from worker.core.images import Photo, decode_image, decode_photo, encode_like, png_bytes
 from worker.core.jobs import JobRecord, check_job, read_job, write_job
 from worker.core.latents import Blend, Encoded, apply_to_photo, load_face, new_id, save_face
 from worker.core.runner import JobRunner
 from worker.core.settings import CoreSettings
 from worker.core.store import Store, key
+
+CUSTOM_PREFIX = "custom-"  # ids of custom attributes, usable wherever an attribute name is
+CUSTOM_EXAMPLES = (3, 12)  # photos with, and without, the look
+CUSTOM_FOCUS: faces.Focus = (0.1, 0.35)  # a middle mask focus: the look changes, the person stays
 
 
 @dataclass
@@ -82,11 +87,13 @@ class Editor:
 
     # --- edits --------------------------------------------------------------------------
 
-    def check_edits(self, edits: list[tuple[str, float]]) -> None:
+    def check_edits(self, edits: list[tuple[str, float]], custom: bool = True) -> None:
+        """Names known (built-in, or custom ids when `custom`), bounded count and strengths."""
         names = self.engine.attribute_names
-        unknown = [a for a, _ in edits if a not in names]
+        unknown = [a for a, _ in edits if a not in names and not (custom and a.startswith(CUSTOM_PREFIX))]
         if unknown:
-            raise InvalidParameter(f"unknown attribute(s) {unknown}; valid names: {names}", valid=names)
+            hint = " or a custom attribute id" if custom else " (custom attributes work in /edit only)"
+            raise InvalidParameter(f"unknown attribute(s) {unknown}; valid names: {names}{hint}", valid=names)
         if len(edits) > self.settings.max_edits:
             raise InvalidParameter(f"at most {self.settings.max_edits} attributes per edit")
         bound = self.settings.max_strength
@@ -119,15 +126,89 @@ class Editor:
             raise InvalidParameter("send an image file or a latent_id")
         if paste is None:
             paste = enc.photo is not None
-        z_edit = self.engine.edit_latent(enc.z[None], edits)
+        directions, focus = self._resolve(edits)
+        z_edit = apply_edit(enc.z[None], directions, torch.tensor([s for _, s in edits]))
         if not paste:
             return Rendered(png_bytes(self.engine.render(z_edit)[0]), "image/png", enc.latent_id, False)
         if enc.photo is None or enc.aligned is None:
             raise InvalidParameter("paste=true needs a face encoded from an uploaded photo (not a generated face)")
         with self._photos:
-            image = apply_to_photo(self.engine, enc, z_edit, blend, self.engine.focus(edits))
+            image = apply_to_photo(self.engine, enc, z_edit, blend, focus)
             data, media_type = encode_like(image, enc.photo)
         return Rendered(data, media_type, enc.latent_id, True)
+
+    def _resolve(self, edits: list[tuple[str, float]]) -> tuple[torch.Tensor, faces.Focus]:
+        """The directions (K, nz) of checked edits, built-in or custom, and their mask focus."""
+        builtin = [(a, s) for a, s in edits if not a.startswith(CUSTOM_PREFIX)]
+        rows, focuses = [], [self.engine.focus(builtin)] if builtin else []
+        for a, s in edits:
+            if a.startswith(CUSTOM_PREFIX):
+                custom = self.custom_attribute(a)
+                rows.append(torch.tensor(custom["direction"], dtype=torch.float32))
+                if s != 0:
+                    focuses.append(tuple(custom["focus"]))  # type: ignore[arg-type]
+            else:
+                rows.append(self.engine.direction(a))
+        nz = self.engine.cfg.nz
+        return (torch.stack(rows) if rows else torch.zeros(0, nz)), min(focuses, default=faces.NO_FOCUS)
+
+    # --- custom attributes ----------------------------------------------------------------
+
+    def create_attribute(
+        self, name: str, with_photos: list[bytes], without_photos: list[bytes], keep: list[str]
+    ) -> dict[str, Any]:
+        """A new direction from a few photos with and without a look: the difference of their
+        mean latents, orthogonalised against the built-in attributes in `keep`, as long as a
+        typical calibrated built-in direction. Stored under a new id with its TTL."""
+        lo, hi = CUSTOM_EXAMPLES
+        for label, group in (("with", with_photos), ("without", without_photos)):
+            if not lo <= len(group) <= hi:
+                raise InvalidParameter(f"send {lo} to {hi} photos {label} the look, got {len(group)}")
+        unknown = [k for k in keep if k not in self.engine.attribute_names]
+        if unknown:
+            raise InvalidParameter(f"keep: unknown attribute(s) {unknown}", valid=self.engine.attribute_names)
+        latents = {}
+        opts = RefineOptions(steps=20, budget_s=0.3)  # many faces per request: a shorter refinement
+        for label, group in (("with", with_photos), ("without", without_photos)):
+            zs = []
+            for i, data in enumerate(group):
+                try:
+                    zs.append(self._invert(data, opts))
+                except ServiceError as e:
+                    raise type(e)(f"photo {i + 1} {label} the look: {e.message}", **e.detail) from e
+            latents[label] = torch.stack(zs)
+        v = latents["with"].mean(0) - latents["without"].mean(0)
+        v = orthogonalize(v, torch.stack([self.engine.direction(k) for k in keep]) if keep else torch.zeros(0, len(v)))
+        if float(v.norm()) == 0:
+            raise InvalidParameter(
+                "the photos with and without the look encode to the same place; use clearer examples"
+            )
+        record = {
+            "id": CUSTOM_PREFIX + new_id(),
+            "name": name,
+            "direction": (v / v.norm() * self.engine.typical_length).tolist(),
+            "focus": list(CUSTOM_FOCUS),
+            "keep": keep,
+            "faces_with": len(with_photos),
+            "faces_without": len(without_photos),
+            "expires_in_s": self.settings.custom_attribute_ttl_s or self.settings.latent_ttl_s,
+        }
+        self.store.put(key("attribute", record["id"]), json.dumps(record).encode(), record["expires_in_s"])
+        return record
+
+    def _invert(self, data: bytes, opts: RefineOptions) -> torch.Tensor:
+        with self._photos:
+            photo = self._decode(data)
+            found, _ = faces.find_face(photo.pixels)
+            crop = faces.align(photo.pixels, found, self.engine.image_size, self.engine.geometry)
+        z = self.engine.encode(crop.pixels[None])
+        return self.engine.refine(crop.pixels, crop.valid, z, opts)[0][0]
+
+    def custom_attribute(self, attribute_id: str) -> dict[str, Any]:
+        raw = self.store.get(key("attribute", attribute_id))
+        if raw is None:
+            raise NotFound(f"unknown or expired custom attribute {attribute_id!r}; create it again")
+        return json.loads(raw)  # type: ignore[no-any-return]
 
     def interpolate(self, from_id: str, to_id: str, steps: int, method: str) -> np.ndarray:
         z0, z1 = self.load(from_id).z, self.load(to_id).z
@@ -156,7 +237,7 @@ class Editor:
     ) -> JobRecord:
         """Queue an optimised edit; with brush `strokes` (an image) and their `mask` (an image of
         the same size: painted where not black), towards the strokes under the mask (iGAN)."""
-        self.check_edits([(e["attribute"], e["strength"]) for e in params["edits"]])
+        self.check_edits([(e["attribute"], e["strength"]) for e in params["edits"]], custom=False)
         for latent_id in (params["latent_id"], params.get("target_id")):
             if latent_id and self.store.get(key("latent", latent_id)) is None:
                 raise NotFound(f"unknown or expired latent id {latent_id!r}; encode the face again")

@@ -69,6 +69,17 @@ class Engine:
     def default_strength(self) -> float:
         return float(self.model.meta.get("default_strength", 1.0))
 
+    def direction(self, name: str) -> Tensor:
+        """The built-in direction (nz,) of a known attribute name, on the CPU."""
+        return self.model.direction(name).cpu()
+
+    @property
+    def typical_length(self) -> float:
+        """The median length of the built-in directions (strength 1 of a typical edit)."""
+        assert self.model.directions is not None
+        norms = self.model.directions.norm(dim=1)
+        return float(norms[norms > 0].median()) if bool((norms > 0).any()) else 1.0
+
     def focus(self, edits: list[tuple[str, float]]) -> tuple[float, float]:
         """The change mask's focus for these edits: the loosest of their calibrated focuses
         (none for checkpoints calibrated without one), so no edit is cut back below its own."""

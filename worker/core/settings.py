@@ -30,6 +30,7 @@ class CoreSettings(BaseSettings):
     photo_concurrency: int = Field(2, ge=1)  # photos decoded, pasted and encoded at once (memory)
     latent_ttl_s: int = Field(3600, ge=10)
     result_ttl_s: int = Field(3600, ge=10)
+    custom_attribute_ttl_s: int | None = Field(None, ge=10, description="default: latent_ttl_s")
     # Embedded mode only: the in-memory store holds at most this many bytes (oldest out first).
     memory_store_max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
 

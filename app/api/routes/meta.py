@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.api.deps import EditorDep, SettingsDep
-from app.schemas import AttributeInfo, AttributesResponse, Health, Ready
+from app.schemas import AttributeInfo, AttributesResponse, CustomAttribute, Health, Ready
 
 router = APIRouter(tags=["service"])
 health_router = APIRouter(tags=["service"])
@@ -25,6 +28,41 @@ def attributes(editor: EditorDep, settings: SettingsDep) -> AttributesResponse:
         default_strength=editor.engine.default_strength,
         max_strength=settings.max_strength,
     )
+
+
+@router.post(
+    "/attributes/custom",
+    status_code=201,
+    response_model=CustomAttribute,
+    responses={
+        413: {"description": "upload too large"},
+        415: {"description": "not an image"},
+        422: {"description": "too few or too many photos, a photo without a face, unknown keep name"},
+    },
+)
+async def create_custom_attribute(
+    editor: EditorDep,
+    with_look: Annotated[list[UploadFile], File(alias="with", description="3 to 12 photos with the look")],
+    without_look: Annotated[list[UploadFile], File(alias="without", description="3 to 12 photos without it")],
+    name: Annotated[str, Query(min_length=1, max_length=40, description="what the look is called")] = "custom",
+    keep: Annotated[list[str], Query(description="built-in attributes the new edit must not move")] = ["Male", "Young"],  # noqa: B006
+) -> CustomAttribute:
+    """A new attribute from examples: its id works in /edit like a built-in name."""
+    with_data = [await f.read() for f in with_look]
+    without_data = [await f.read() for f in without_look]
+    record = await run_in_threadpool(editor.create_attribute, name, with_data, without_data, keep)
+    return CustomAttribute(**{k: v for k, v in record.items() if k not in ("direction", "focus")})
+
+
+@router.get(
+    "/attributes/custom/{attribute_id}",
+    response_model=CustomAttribute,
+    responses={404: {"description": "unknown or expired"}},
+)
+async def custom_attribute(editor: EditorDep, attribute_id: Annotated[str, Path(max_length=64)]) -> CustomAttribute:
+    """A custom attribute's name, examples and what it keeps."""
+    record = await run_in_threadpool(editor.custom_attribute, attribute_id)
+    return CustomAttribute(**{k: v for k, v in record.items() if k not in ("direction", "focus")})
 
 
 @health_router.get("/health", response_model=Health)
