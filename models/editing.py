@@ -74,23 +74,26 @@ class OptimizeOptions:
 
 def objective(
     G: nn.Module,
-    D: nn.Module,
+    D: nn.Module | None,
     z: Tensor,
     z0: Tensor,
     target: Tensor,
     opts: OptimizeOptions,
     mask: Tensor | None = None,
 ) -> Tensor:
-    """Per-sample U(G(z), target) + lambda1 ||z - z0||^2 - lambda2 D(G(z)); shape (B,)."""
+    """Per-sample U(G(z), target) + lambda1 ||z - z0||^2 - lambda2 D(G(z)); shape (B,).
+
+    D None (a family without an image discriminator): no realism term."""
     img = G(z)
     pixel = (l1 if opts.loss == "l1" else l2)(img, target, mask)
     prior = ((z - z0) ** 2).mean(1)  # mean over nz so lambda1 does not depend on latent size
-    return pixel + opts.lambda1 * prior - opts.lambda2 * D(img)
+    realism = D(img) if D is not None and opts.lambda2 else torch.zeros_like(pixel)
+    return pixel + opts.lambda1 * prior - opts.lambda2 * realism
 
 
 def optimize_latent(
     G: nn.Module,
-    D: nn.Module,
+    D: nn.Module | None,
     z0: Tensor,
     target: Tensor,
     opts: OptimizeOptions = OptimizeOptions(),
@@ -108,7 +111,7 @@ def optimize_latent(
     z = z0.clone().requires_grad_(True)
     optim = torch.optim.Adam([z], lr=opts.lr)
     history: list[float] = []
-    with _frozen(G), _frozen(D):
+    with _frozen(G), _frozen(D if D is not None else nn.Identity()):
         for step in range(opts.steps):
             loss = objective(G, D, z, z0, target, opts, mask).sum()
             history.append(loss.item() / z.shape[0])

@@ -16,6 +16,11 @@ import torch
 from torch import Tensor, nn
 
 ENCODER_KINDS = ("fc", "conv", "transfer")
+# Generative families (see training/gan.py): the GANs have a post-hoc encoder; the VAE and
+# VAE-GAN encoders output a Gaussian (mu, log sigma^2); BiGAN learns E jointly against a
+# discriminator on (x, z) pairs.
+FAMILIES = ("dcgan", "wgan-gp", "vae", "vaegan", "bigan")
+VARIATIONAL = ("vae", "vaegan")
 
 
 @dataclass(frozen=True)
@@ -29,8 +34,11 @@ class ModelConfig:
     image_size: int = 64  # 64 or 128
     encoder: str = "transfer"  # one of ENCODER_KINDS
     fc_hidden: int = 512  # hidden units of the fully-connected encoder
+    family: str = "dcgan"  # one of FAMILIES: how G and E were trained
 
     def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if self.image_size not in (64, 128):
             raise ValueError(f"image_size must be 64 or 128, got {self.image_size}")
         if self.encoder not in ENCODER_KINDS:
@@ -147,24 +155,51 @@ class ConvEncoder(nn.Module):
     """Deep convolutional encoder: the discriminator's trunk shape with a z head.
 
     The transfer-learning encoder is this network with its trunk copied from a trained D
-    (see `transfer_from`), so the two differ only by where their weights start.
+    (see `transfer_from`), so the two differ only by where their weights start. For the
+    variational families the head outputs (mu, log sigma^2); `forward` gives mu, the
+    encoding the service uses.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.trunk = _conv_trunk(cfg)
-        # (ndf * 2**n_mid) x 4 x 4 -> nz
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cfg.ndf * 2**cfg.n_mid * 16, cfg.nz))
+        out = 2 * cfg.nz if cfg.family in VARIATIONAL else cfg.nz
+        # (ndf * 2**n_mid) x 4 x 4 -> nz (or 2 nz: mu and log sigma^2)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cfg.ndf * 2**cfg.n_mid * 16, out))
         self.apply(init_weights)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.trunk(x))
+        return self.head(self.trunk(x))[:, : self.cfg.nz]
+
+    def distribution(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(mu, log sigma^2), each (B, nz), of a variational encoder."""
+        h = self.head(self.trunk(x))
+        return h[:, : self.cfg.nz], h[:, self.cfg.nz :].clamp(-10, 10)
 
     def transfer_from(self, disc: Discriminator) -> ConvEncoder:
         """Start the trunk from a trained discriminator's weights (the transfer encoder)."""
         self.trunk.load_state_dict(copy.deepcopy(disc.trunk.state_dict()))
         return self
+
+
+class JointDiscriminator(nn.Module):
+    """BiGAN / ALI discriminator on (image, latent) pairs: (B, nc, S, S), (B, nz) -> logit (B,)."""
+
+    def __init__(self, cfg: ModelConfig, hidden: int = 512) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = _conv_trunk(cfg)  # image -> (ndf * 2**n_mid) x 4 x 4
+        self.z_net = nn.Sequential(nn.Linear(cfg.nz, hidden), nn.LeakyReLU(0.2, inplace=True))
+        self.head = nn.Sequential(
+            nn.Linear(cfg.ndf * 2**cfg.n_mid * 16 + hidden, hidden),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(hidden, 1),
+        )
+        self.apply(init_weights)
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        return self.head(torch.cat([self.trunk(x).flatten(1), self.z_net(z)], 1)).flatten()
 
 
 Encoder = FCEncoder | ConvEncoder

@@ -1,4 +1,4 @@
-"""Command line: `python -m training {gan,encoder,attributes,classifier,evaluate,bench} ...`.
+"""Command line: `python -m training {gan,vae,vaegan,bigan,encoder,attributes,classifier,evaluate,bench} ...`.
 
 Each command's options are one frozen dataclass; its fields become the flags, so the
 options written into a run folder are exactly what ran. `--dry-run` prints and exits.
@@ -16,10 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.gan import GanOptions, train_gan
+from training.gan import BiganOptions, GanOptions, VaeGanOptions, VaeOptions, train_gan
 
 COMMANDS: dict[str, tuple[type, Callable[[Any], object], str]] = {
-    "gan": (GanOptions, train_gan, "train the DCGAN generator and discriminator"),
+    "gan": (GanOptions, train_gan, "train a GAN (G, D): --loss dcgan or wgan-gp"),
+    "vae": (VaeOptions, train_gan, "train a VAE (E, G)"),
+    "vaegan": (VaeGanOptions, train_gan, "train a VAE-GAN (E, G, D; reconstruction in D's feature space)"),
+    "bigan": (BiganOptions, train_gan, "train a BiGAN / ALI (E and G jointly against a pair discriminator)"),
 }
 
 

@@ -1,7 +1,9 @@
 """`python -m training evaluate`: reconstruction and edit quality on held-out faces.
 
 Reconstruction: L2, L1 (images in [-1, 1]) and SSIM of G(E(x)) and of G(z*) after the
-optimised inversion started from E(x). Edits: for each attribute, every face is pushed
+service's inversion refinement started from E(x). Samples: a Frechet distance in the
+attribute classifier's feature space. Any family's checkpoint (training/gan.py) is judged
+on the same held-out faces, so `evaluate` compares families. Edits: for each attribute, every face is pushed
 towards the opposite of its label (z +- s * v); the attribute classifier judges whether
 the target is reached and whether each other attribute keeps its reconstruction's value.
 """
@@ -18,8 +20,9 @@ import torch
 from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint
-from models.editing import OptimizeOptions, optimize_latent
+from models.editing import RefineOptions, refine_latent
 from models.losses import l1, l2, ssim
+from models.networks import Generator
 from training.classifier import AttributeClassifier, load_classifier
 from training.data import CelebA, DataOptions, to_model_input
 from training.plots import save_grid
@@ -37,8 +40,6 @@ class EvaluateOptions(DataOptions):
     strength: float | None = None  # default: the checkpoint's default_strength
     n_faces: int = 256
     opt_steps: int = 100
-    lambda1: float = 0.01
-    lambda2: float = 0.001
     batch: int = 64
     photos: int = 20  # whole test photos per kind (training.photos.KINDS); 0 skips them
     photos_dir: Path | None = None  # more photos; default: `photos/` beside the data folder
@@ -51,8 +52,8 @@ class EvaluateOptions(DataOptions):
 def evaluate(opts: EvaluateOptions) -> Path:
     device = pick_device(opts.device)
     model = load_checkpoint(opts.checkpoint, device)
-    if model.E is None or model.D is None or model.directions is None:
-        raise ValueError(f"{opts.checkpoint}: evaluate needs G, D, E and the attribute directions")
+    if model.E is None or model.directions is None:
+        raise ValueError(f"{opts.checkpoint}: evaluate needs G, E and the attribute directions")
     clf, clf_meta = load_classifier(opts.classifier, device)
     names = list(model.attribute_names)
     unknown = [a for a in opts.attributes if a not in names]
@@ -64,10 +65,10 @@ def evaluate(opts: EvaluateOptions) -> Path:
     idx = data.val_idx[: opts.n_faces]
     images, labels = data.tensor(), torch.from_numpy(data.attributes.labels)
     strength = opts.strength if opts.strength is not None else float(model.meta.get("default_strength", 1.0))
-    opt = OptimizeOptions(steps=opts.opt_steps, lambda1=opts.lambda1, lambda2=opts.lambda2)
-    G, D, E = model.G, model.D, model.E
+    refine = RefineOptions(steps=opts.opt_steps, patience=opts.opt_steps)  # as the service inverts
+    G, E = model.G, model.E
 
-    rec_sums: dict[str, dict[str, float]] = {"encoder": {}, "optimized": {}}
+    rec_sums: dict[str, dict[str, float]] = {"encoder": {}, "refined": {}}
     reached = {a: 0 for a in opts.attributes}
     kept = {a: torch.zeros(len(names)) for a in opts.attributes}
     sheet: list[torch.Tensor] = []
@@ -77,10 +78,10 @@ def evaluate(opts: EvaluateOptions) -> Path:
         with torch.no_grad():
             z = E(x)
             rec = G(z)
-        z_opt, _ = optimize_latent(G, D, z, x, opt) if opts.opt_steps else (z, [])
+        z_opt, _ = refine_latent(G, x, z, None, refine) if opts.opt_steps else (z, {})
         with torch.no_grad():
             rec_opt = G(z_opt)
-            for key, r in (("encoder", rec), ("optimized", rec_opt)):
+            for key, r in (("encoder", rec), ("refined", rec_opt)):
                 for name, fn in (("l2", l2), ("l1", l1), ("ssim", ssim)):
                     rec_sums[key][name] = rec_sums[key].get(name, 0.0) + fn(r, x).sum().item()
             base = clf(rec) > 0  # (B, K): attributes of the unedited reconstruction
@@ -99,6 +100,9 @@ def evaluate(opts: EvaluateOptions) -> Path:
                 sheet = [t for j in range(n) for t in (x[j], rec[j], rec_opt[j], *(e[j] for e in edits))]
     n = len(idx)
     report = _report(opts, strength, n, names, rec_sums, reached, kept, model.meta)
+    report["family"] = model.cfg.family
+    report["sample_fd"] = sample_fd(G, clf, images, data.val_idx, device)
+    report["seconds_per_kimg"] = model.meta.get("training", {}).get("seconds_per_kimg")
     out = Path(opts.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if opts.photos:
@@ -108,6 +112,33 @@ def evaluate(opts: EvaluateOptions) -> Path:
     save_grid(torch.stack(sheet), out.with_name(out.stem + "-examples.png"), nrow=3 + len(opts.attributes))
     print(markdown(report))
     return out
+
+
+@torch.no_grad()
+def sample_fd(
+    G: Generator, clf: AttributeClassifier, images: torch.Tensor, idx: np.ndarray, device: torch.device
+) -> float:
+    """Sample quality: the Frechet distance between held-out faces and as many samples G(z), in
+    the feature space of the attribute classifier (its pooled last conv layer): an offline
+    stand-in for FID, comparable between models judged by the same classifier, not with FID."""
+
+    def features(x: torch.Tensor) -> np.ndarray:
+        return clf.trunk(x).mean((2, 3)).double().cpu().numpy()
+
+    real = np.concatenate(
+        [features(to_model_input(images[torch.from_numpy(idx[i : i + 256])], device)) for i in range(0, len(idx), 256)]
+    )
+    gen = torch.Generator().manual_seed(0)
+    fake = np.concatenate(
+        [
+            features(G(torch.randn(min(256, len(idx) - i), G.cfg.nz, generator=gen).to(device)))
+            for i in range(0, len(idx), 256)
+        ]
+    )
+    mu_a, mu_b = real.mean(0), fake.mean(0)
+    ca, cb = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    covmean = np.sqrt(np.clip(np.linalg.eigvals(ca @ cb).real, 0, None)).sum()  # trace of sqrtm(ca cb)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * covmean)
 
 
 def whole_photo_report(
@@ -160,7 +191,8 @@ def _report(
 def markdown(report: dict[str, Any]) -> str:
     r = report["reconstruction"]
     lines = [
-        f"Held-out faces: {report['faces']}, edit strength {report['strength']}",
+        f"Family {report.get('family')}: held-out faces {report['faces']}, edit strength {report['strength']}; "
+        f"sample Frechet distance (classifier features) {report.get('sample_fd', float('nan')):.2f}",
         "",
         "| reconstruction | L2 | L1 | SSIM |",
         "|---|---|---|---|",

@@ -1,4 +1,10 @@
-"""`python -m training gan`: train the DCGAN (G, D) with an EMA copy of G for inference."""
+"""Training of every generative family, in one loop with a per-family step:
+`python -m training gan --loss {dcgan,wgan-gp}`, `vae`, `vaegan`, `bigan`.
+
+All share the data pipeline, numbered run folders with options.json, sample (and, for the
+families with an encoder, reconstruction) grids, loss plots, the EMA copy of G, resume, and
+the checkpoint format (G, E when learnt, D when it can judge images; config.json names the
+family)."""
 
 from __future__ import annotations
 
@@ -14,20 +20,23 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from models.checkpoint import FaceModel, load_optimizer_state, optimizer_state, save_checkpoint
-from models.networks import Discriminator, Generator, ModelConfig, update_ema
+from models.networks import ConvEncoder, Discriminator, Generator, JointDiscriminator, ModelConfig, update_ema
 from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
 from training.runs import autocast_for, new_run_dir, pick_device, write_options
 
 RESUME = "resume.safetensors"
-M = TypeVar("M", Generator, Discriminator)
+M = TypeVar("M", bound=nn.Module)
 
 
 @dataclass(frozen=True, kw_only=True)
-class GanOptions(DataOptions):
+class TrainOptions(DataOptions):
+    """What every generative family's training shares."""
+
     outdir: Path = Path("runs")
     image_size: int = 64
     nz: int = 100
@@ -36,7 +45,7 @@ class GanOptions(DataOptions):
     batch: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
-    kimg: float = 100.0  # thousands of real images shown to D
+    kimg: float = 100.0  # thousands of real images shown
     ema_decay: float = 0.999
     snapshot_every: int = 200  # steps between sample grids, plots and checkpoints
     resume: Path | None = None  # a run folder to continue
@@ -44,54 +53,282 @@ class GanOptions(DataOptions):
     def __post_init__(self) -> None:
         if self.batch < 2 or self.lr <= 0 or self.kimg <= 0 or not 0 <= self.ema_decay < 1:
             raise ValueError("need batch >= 2, lr > 0, kimg > 0 and 0 <= ema_decay < 1")
-        ModelConfig(nz=self.nz, ngf=self.ngf, ndf=self.ndf, image_size=self.image_size)
+        self.model_config()
+
+    @property
+    def family(self) -> str:
+        raise NotImplementedError
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(nz=self.nz, ngf=self.ngf, ndf=self.ndf, image_size=self.image_size)
+        encoder = "conv" if self.family in ("vae", "vaegan", "bigan") else "transfer"
+        return ModelConfig(
+            nz=self.nz, ngf=self.ngf, ndf=self.ndf, image_size=self.image_size, family=self.family, encoder=encoder
+        )
 
 
-def train_gan(opts: GanOptions, data: CelebA | None = None) -> Path:
-    """Train G and D; returns the run folder holding checkpoint/, samples and loss.png."""
+@dataclass(frozen=True, kw_only=True)
+class GanOptions(TrainOptions):
+    loss: str = "dcgan"  # dcgan: the non-saturating GAN loss; wgan-gp: Wasserstein + gradient penalty
+    gp_weight: float = 10.0  # WGAN-GP's lambda
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("dcgan", "wgan-gp"):
+            raise ValueError(f"loss must be dcgan or wgan-gp, got {self.loss!r}")
+        super().__post_init__()
+
+    @property
+    def family(self) -> str:
+        return self.loss
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaeOptions(TrainOptions):
+    kl_weight: float = 1.0  # weight of KL(q(z|x) || N(0, I)) against the per-pixel reconstruction
+
+    @property
+    def family(self) -> str:
+        return "vae"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaeGanOptions(VaeOptions):
+    gamma: float = 1.0  # weight of the feature-space reconstruction in G's loss (Larsen et al. 2016)
+
+    @property
+    def family(self) -> str:
+        return "vaegan"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BiganOptions(TrainOptions):
+    @property
+    def family(self) -> str:
+        return "bigan"
+
+
+def _adam(module: nn.Module, opts: TrainOptions, beta2: float = 0.999) -> torch.optim.Adam:
+    return torch.optim.Adam(module.parameters(), opts.lr, betas=(opts.beta1, beta2))
+
+
+class Family:
+    """One generative family: its networks and optimisers, and one training step.
+
+    `G` is the generator (the VAE's decoder); `E` the encoder, when the family learns one;
+    `D` a discriminator whose score can serve the optimised edit's realism term, when it has one.
+    """
+
+    def __init__(self, cfg: ModelConfig, opts: TrainOptions, device: torch.device) -> None:
+        self.cfg, self.opts = cfg, opts
+        fmt = torch.channels_last
+        self.G: Generator = Generator(cfg).to(device, memory_format=fmt)  # type: ignore[call-overload]
+        self.D: Discriminator | None = None
+        self.E: ConvEncoder | None = None
+        self.extra: dict[str, nn.Module] = {}  # other networks, kept in the resume file only
+        self.optims: dict[str, torch.optim.Optimizer] = {"G": _adam(self.G, opts)}
+
+    def modules(self) -> dict[str, nn.Module]:
+        out: dict[str, nn.Module] = {"G": self.G, **self.extra}
+        if self.D is not None:
+            out["D"] = self.D
+        if self.E is not None:
+            out["E"] = self.E
+        return out
+
+    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class GAN(Family):
+    """DCGAN (non-saturating loss) or WGAN-GP (Gulrajani et al. 2017); D is the critic."""
+
+    def __init__(self, cfg: ModelConfig, opts: TrainOptions, device: torch.device) -> None:
+        super().__init__(cfg, opts, device)
+        self.D = Discriminator(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        beta2 = 0.9 if cfg.family == "wgan-gp" else 0.999
+        self.optims = {"G": _adam(self.G, opts, beta2), "D": _adam(self.D, opts, beta2)}
+
+    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+        assert self.D is not None
+        if self.cfg.family == "dcgan":
+            d, g = gan_step(self.G, self.D, self.optims["G"], self.optims["D"], real, amp)
+            return {"D": d, "G": g}
+        assert isinstance(self.opts, GanOptions)
+        b = real.shape[0]
+        with amp:
+            fake = self.G(torch.randn(b, self.cfg.nz, device=real.device))
+            critic = self.D(fake.detach()).float().mean() - self.D(real).float().mean()
+        penalty = _gradient_penalty(self.D, real, fake.detach().float())
+        loss_d = critic + self.opts.gp_weight * penalty
+        self.optims["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.optims["D"].step()
+        with amp:
+            loss_g = -self.D(fake).float().mean()
+        self.optims["G"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optims["G"].step()
+        return {"D": loss_d.item(), "G": loss_g.item(), "W": -critic.item()}
+
+
+def _gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """(||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake images (fp32)."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+    x_hat = (eps * real.float() + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def _kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) per sample, summed over latent dimensions."""
+    return 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)
+
+
+class VAE(Family):
+    """Kingma & Welling 2014: E(x) = (mu, log sigma^2), z = mu + sigma * eps, x' = G(z)."""
+
+    def __init__(self, cfg: ModelConfig, opts: TrainOptions, device: torch.device) -> None:
+        super().__init__(cfg, opts, device)
+        self.E = ConvEncoder(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.optims["E"] = _adam(self.E, opts)
+
+    def encode(self, real: Tensor) -> tuple[Tensor, Tensor]:
+        assert self.E is not None
+        mu, logvar = self.E.distribution(real)
+        return mu.float(), logvar.float()
+
+    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+        assert isinstance(self.opts, VaeOptions)
+        pixels = real[0].numel()
+        with amp:
+            mu, logvar = self.encode(real)
+            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+            recon = ((self.G(z).float() - real) ** 2).flatten(1).mean(1)
+        kl = _kl(mu, logvar) / pixels  # per pixel, like the reconstruction: the ELBO up to scale
+        loss = (recon + self.opts.kl_weight * kl).mean()
+        for o in self.optims.values():
+            o.zero_grad(set_to_none=True)
+        loss.backward()
+        for o in self.optims.values():
+            o.step()
+        return {"reconstruction": recon.mean().item(), "KL": kl.mean().item()}
+
+
+class VAEGAN(VAE):
+    """Larsen et al. 2016: the VAE's decoder is the GAN's generator, and reconstruction is
+    measured in the discriminator's feature space (its conv trunk)."""
+
+    def __init__(self, cfg: ModelConfig, opts: TrainOptions, device: torch.device) -> None:
+        super().__init__(cfg, opts, device)
+        self.D = Discriminator(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.optims["D"] = _adam(self.D, opts)
+
+    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+        assert isinstance(self.opts, VaeGanOptions) and self.D is not None and self.E is not None
+        b, device = real.shape[0], real.device
+        ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
+        bce = F.binary_cross_entropy_with_logits
+        with amp:
+            mu, logvar = self.encode(real)
+            x_rec = self.G(mu + (0.5 * logvar).exp() * torch.randn_like(mu))
+            x_prior = self.G(torch.randn(b, self.cfg.nz, device=device))
+            loss_d = bce(self.D(real).float(), ones) + 0.5 * (
+                bce(self.D(x_rec.detach()).float(), zeros) + bce(self.D(x_prior.detach()).float(), zeros)
+            )
+        self.optims["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.optims["D"].step()
+        self.D.requires_grad_(False)
+        with amp:
+            feature = (
+                ((self.D.trunk(x_rec).float() - self.D.trunk(real).float().detach()) ** 2).flatten(1).mean(1).mean()
+            )
+            fool = 0.5 * (bce(self.D(x_rec).float(), ones) + bce(self.D(x_prior).float(), ones))
+        kl = _kl(mu, logvar).mean() / real[0].numel()
+        self.D.requires_grad_(True)
+        for name in ("E", "G"):
+            self.optims[name].zero_grad(set_to_none=True)
+        e_params, g_params = list(self.E.parameters()), list(self.G.parameters())
+        (self.opts.kl_weight * kl + feature).backward(inputs=e_params, retain_graph=True)
+        (self.opts.gamma * feature + fool).backward(inputs=g_params)
+        self.optims["E"].step()
+        self.optims["G"].step()
+        return {"D": loss_d.item(), "G": fool.item(), "feature": feature.item(), "KL": kl.item()}
+
+
+class BiGAN(Family):
+    """BiGAN / ALI (Donahue et al., Dumoulin et al. 2017): E and G against a discriminator on
+    (x, E(x)) and (G(z), z) pairs. Its discriminator judges pairs, so it is no realism term
+    for images alone: the checkpoint has no D."""
+
+    def __init__(self, cfg: ModelConfig, opts: TrainOptions, device: torch.device) -> None:
+        super().__init__(cfg, opts, device)
+        self.E = ConvEncoder(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.J = JointDiscriminator(cfg).to(device)
+        self.extra = {"J": self.J}
+        eg = list(self.G.parameters()) + list(self.E.parameters())
+        self.optims = {"EG": torch.optim.Adam(eg, opts.lr, betas=(opts.beta1, 0.999)), "J": _adam(self.J, opts)}
+
+    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+        assert self.E is not None
+        b, device = real.shape[0], real.device
+        ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
+        bce = F.binary_cross_entropy_with_logits
+        z = torch.randn(b, self.cfg.nz, device=device)
+        with amp:
+            z_real, fake = self.E(real), self.G(z)
+            loss_j = bce(self.J(real, z_real.detach()).float(), ones) + bce(self.J(fake.detach(), z).float(), zeros)
+        self.optims["J"].zero_grad(set_to_none=True)
+        loss_j.backward()
+        self.optims["J"].step()
+        with amp:  # E and G fool J by swapping the labels
+            loss_eg = bce(self.J(real, z_real).float(), zeros) + bce(self.J(fake, z).float(), ones)
+        self.optims["EG"].zero_grad(set_to_none=True)
+        loss_eg.backward()
+        self.optims["EG"].step()
+        return {"D": loss_j.item(), "EG": loss_eg.item()}
+
+
+FAMILY_CLASSES: dict[str, type[Family]] = {"dcgan": GAN, "wgan-gp": GAN, "vae": VAE, "vaegan": VAEGAN, "bigan": BiGAN}
+
+
+def train_gan(opts: TrainOptions, data: CelebA | None = None) -> Path:
+    """Train any family (its options say which); returns the run folder with checkpoint/,
+    sample and reconstruction grids, and loss.png. One loop: the family supplies the step."""
     device = pick_device(opts.device)
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
     data = data or opts.load_data(opts.image_size)
     cfg = opts.model_config()
-    G = Generator(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    D = Discriminator(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    betas = (opts.beta1, 0.999)
-    opt_g = torch.optim.Adam(G.parameters(), opts.lr, betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), opts.lr, betas=betas)
-    history: dict[str, list[float]] = {"D": [], "G": []}
-    step = 0
+    fam = FAMILY_CLASSES[cfg.family](cfg, opts, device)
+    G_ema = copy.deepcopy(fam.G).eval().requires_grad_(False)
+    history: dict[str, list[float]] = {}
+    step, seconds = 0, 0.0
     if opts.resume:
         run = opts.resume
-        step, history = _load_resume(run / RESUME, G, D, G_ema, opt_g, opt_d)
+        step, history, seconds = _load_resume(run / RESUME, fam, G_ema)
     else:
-        run = new_run_dir(opts.outdir, f"gan-{cfg.image_size}px-ngf{cfg.ngf}")
+        run = new_run_dir(opts.outdir, f"{cfg.family}-{cfg.image_size}px-ngf{cfg.ngf}")
         write_options(run, opts, {"data_summary": data.describe(), "model": asdict(cfg)})
     total = max(1, round(opts.kimg * 1000 / opts.batch))
     fixed_z = torch.randn(64, cfg.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
+    val_x = to_model_input(data.tensor()[torch.from_numpy(data.val_idx[:16])], device)
     amp = autocast_for(device, opts.precision)
-    images = data.tensor()
-    stream = batches(images, data.train_idx, opts.batch, rng)
-    bar = tqdm(total=total, initial=step, desc=f"gan {run.name}", unit="step")
+    stream = batches(data.tensor(), data.train_idx, opts.batch, rng)
+    bar = tqdm(total=total, initial=step, desc=f"{cfg.family} {run.name}", unit="step")
     t0, seen = time.perf_counter(), 0
     while step < total:
         _, x_u8 = next(stream)
-        loss_d, loss_g = gan_step(G, D, opt_g, opt_d, to_model_input(x_u8, device), amp)
-        update_ema(G_ema, G, min(opts.ema_decay, (1 + step) / (10 + step)))
+        losses = fam.step(to_model_input(x_u8, device), amp)
+        update_ema(G_ema, fam.G, min(opts.ema_decay, (1 + step) / (10 + step)))
         step += 1
         seen += x_u8.shape[0]
-        history["D"].append(loss_d)
-        history["G"].append(loss_g)
+        for k, v in losses.items():
+            history.setdefault(k, []).append(v)
         bar.update(1)
-        bar.set_postfix(
-            D=f"{history['D'][-1]:.3f}", G=f"{history['G'][-1]:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}"
-        )
+        elapsed = time.perf_counter() - t0
+        bar.set_postfix(**{k: f"{v:.3f}" for k, v in losses.items()}, img_s=f"{seen / elapsed:.0f}")
         if step % opts.snapshot_every == 0 or step == total:
-            _snapshot(run, step, cfg, G, D, G_ema, opt_g, opt_d, history, fixed_z, data, opts)
+            _snapshot(run, step, seconds + elapsed, cfg, fam, G_ema, history, fixed_z, val_x, data, opts)
     bar.close()
     return run
 
@@ -127,29 +364,45 @@ def gan_step(
 def _snapshot(
     run: Path,
     step: int,
+    seconds: float,
     cfg: ModelConfig,
-    G: Generator,
-    D: Discriminator,
+    fam: Family,
     G_ema: Generator,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
     history: dict[str, list[float]],
-    fixed_z: torch.Tensor,
+    fixed_z: Tensor,
+    val_x: Tensor,
     data: CelebA,
-    opts: GanOptions,
+    opts: TrainOptions,
 ) -> None:
     with torch.no_grad():
         save_grid(G_ema(fixed_z), run / f"samples-{step:06d}.png", nrow=8)
-    save_loss_plot(history, list(range(1, step + 1)), run / "loss.png", f"DCGAN losses ({run.name})")
-    meta = {"training": {"stage": "gan", "step": step, "kimg": step * opts.batch / 1000, "data": data.describe()}}
-    save_checkpoint(run / "checkpoint", FaceModel(cfg, _plain(G_ema, cfg), _plain(D, cfg), meta=meta))
-    tensors: dict[str, torch.Tensor] = {}
-    for prefix, module in (("G", G), ("D", D), ("G_ema", G_ema)):
+        if fam.E is not None:
+            fam.E.eval()
+            save_grid(torch.cat([val_x, G_ema(fam.E(val_x))]), run / f"reconstructions-{step:06d}.png", nrow=16)
+            fam.E.train()
+    save_loss_plot(history, list(range(1, step + 1)), run / "loss.png", f"{cfg.family} losses ({run.name})")
+    kimg = step * opts.batch / 1000
+    meta = {
+        "training": {
+            "stage": cfg.family,
+            "step": step,
+            "kimg": kimg,
+            "seconds": seconds,
+            "seconds_per_kimg": seconds / kimg,
+            "data": data.describe(),
+        }
+    }
+    D = _plain(fam.D, cfg) if fam.D is not None else None
+    E = _plain(fam.E, cfg) if fam.E is not None else None
+    save_checkpoint(run / "checkpoint", FaceModel(cfg, _plain(G_ema, cfg), D, E, meta=meta))
+    tensors: dict[str, Tensor] = {}
+    for prefix, module in {**fam.modules(), "G_ema": G_ema}.items():
         tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
-    t_g, groups_g = optimizer_state(opt_g, "opt_g")
-    t_d, groups_d = optimizer_state(opt_d, "opt_d")
-    tensors.update({k: v.cpu().contiguous() for k, v in {**t_g, **t_d}.items()})
-    meta_str = {"step": str(step), "history": json.dumps(history), "opt_g": groups_g, "opt_d": groups_d}
+    groups = {}
+    for name, optim in fam.optims.items():
+        t, groups[f"opt_{name}"] = optimizer_state(optim, f"opt_{name}")
+        tensors.update({k: v.cpu().contiguous() for k, v in t.items()})
+    meta_str = {"step": str(step), "seconds": str(seconds), "history": json.dumps(history), **groups}
     save_file(tensors, str(run / (RESUME + ".tmp")), metadata=meta_str)
     (run / (RESUME + ".tmp")).replace(run / RESUME)
 
@@ -161,20 +414,13 @@ def _plain(module: M, cfg: ModelConfig) -> M:
     return out
 
 
-def _load_resume(
-    path: Path,
-    G: Generator,
-    D: Discriminator,
-    G_ema: Generator,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-) -> tuple[int, dict[str, list[float]]]:
-    device = next(G.parameters()).device
+def _load_resume(path: Path, fam: Family, G_ema: Generator) -> tuple[int, dict[str, list[float]], float]:
+    device = next(fam.G.parameters()).device
     tensors = load_file(str(path), device=str(device))
-    for prefix, module in (("G", G), ("D", D), ("G_ema", G_ema)):
+    for prefix, module in {**fam.modules(), "G_ema": G_ema}.items():
         module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
-    load_optimizer_state(opt_g, tensors, "opt_g", meta["opt_g"])
-    load_optimizer_state(opt_d, tensors, "opt_d", meta["opt_d"])
-    return int(meta["step"]), json.loads(meta["history"])
+    for name, optim in fam.optims.items():
+        load_optimizer_state(optim, tensors, f"opt_{name}", meta[f"opt_{name}"])
+    return int(meta["step"]), json.loads(meta["history"]), float(meta.get("seconds", 0.0))

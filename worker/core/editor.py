@@ -238,6 +238,12 @@ class Editor:
         """Queue an optimised edit; with brush `strokes` (an image) and their `mask` (an image of
         the same size: painted where not black), towards the strokes under the mask (iGAN)."""
         self.check_edits([(e["attribute"], e["strength"]) for e in params["edits"]], custom=False)
+        if self.engine.model.D is None and params["lambda2"] > 0:
+            raise InvalidParameter(
+                f"this model ({self.engine.cfg.family}) has no image discriminator, so the optimised edit has no "
+                "realism term: send lambda2=0",
+                family=self.engine.cfg.family,
+            )
         for latent_id in (params["latent_id"], params.get("target_id")):
             if latent_id and self.store.get(key("latent", latent_id)) is None:
                 raise NotFound(f"unknown or expired latent id {latent_id!r}; encode the face again")

@@ -147,8 +147,6 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
                     write_job(store, job, ttl_s)
 
         device = engine.device
-        if engine.model.D is None:
-            raise ValueError("this model has no discriminator, so it has no realism term to optimise")
         z_opt, _ = optimize_latent(
             engine.model.G, engine.model.D, z.to(device), target.to(device), opts, weights.to(device), progress
         )
