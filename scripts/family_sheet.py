@@ -38,7 +38,9 @@ def main() -> None:
         with torch.no_grad():
             imgs = torch.cat([m.G(z[:, : m.cfg.nz]), m.G(m.E(x))])
         tiles = ((imgs.clamp(-1, 1) + 1) * 127.5).byte().permute(0, 2, 3, 1).numpy()
-        row = np.concatenate([np.full((64, 96, 3), 255, np.uint8), *tiles[:8], np.full((64, 8, 3), 255, np.uint8), *tiles[8:]], 1)
+        row = np.concatenate(
+            [np.full((64, 96, 3), 255, np.uint8), *tiles[:8], np.full((64, 8, 3), 255, np.uint8), *tiles[8:]], 1
+        )
         im = Image.fromarray(row)
         ImageDraw.Draw(im).text((4, 26), name, fill=(0, 0, 0))
         rows.append(np.asarray(im))
