@@ -165,7 +165,6 @@ def test_a_phone_screen_keeps_the_photo_in_view(bundled_server: str, browser, ph
     _result_changes(page, None)
     page.locator("#s-Young").scroll_into_view_if_needed()
     _set_slider(page, "Young", -1.0)
-    page.wait_for_timeout(300)  # let the sticky stage settle after the scroll; not a wait on the service
     top = page.locator("#result").bounding_box()
     assert top is not None and -5 <= top["y"] < 844 / 2, "the edited photo scrolled out of view"
     width = page.evaluate("document.scrollingElement.scrollWidth")
