@@ -45,6 +45,9 @@ def cases(photo: bytes, aligned: bytes, latent_id: str, big_id: str) -> dict[str
             "/edit", params={**edit, "aligned": "true"}, files={"file": ("f.png", aligned)}
         ),
         "edit photo": lambda h: h.post("/edit", params=edit, files={"file": ("p.png", photo)}),
+        "edit photo, no refine": lambda h: h.post(
+            "/edit", params={**edit, "refine": "false"}, files={"file": ("p.png", photo)}
+        ),
         "encode aligned face": lambda h: h.post(
             "/encode", params={"aligned": "true"}, files={"file": ("f.png", aligned)}
         ),
@@ -60,6 +63,7 @@ def main() -> None:
     p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "celeba64"))
     p.add_argument("--requests", type=int, default=64, help="requests per case with 16 clients (a quarter with 1)")
     p.add_argument("--out", type=Path)
+    p.add_argument("--only", default="", help="run only the cases whose name contains this")
     args = p.parse_args()
     photo = (PHOTOS / "astronaut.png").read_bytes()
     big = big_photo(photo)
@@ -70,7 +74,8 @@ def main() -> None:
             enc = httpx.post(url + "/encode", files={"file": ("p.png", photo)}, timeout=30).json()
             aligned = base64.b64decode(enc["aligned"].split(",", 1)[1])
             big_id = httpx.post(url + "/encode", files={"file": ("b.jpg", big)}, timeout=60).json()["latent_id"]
-            for name, request in cases(photo, aligned, enc["latent_id"], big_id).items():
+            chosen = {k: v for k, v in cases(photo, aligned, enc["latent_id"], big_id).items() if args.only in k}
+            for name, request in chosen.items():
                 for clients in (1, 16):
                     total = args.requests if clients > 1 else max(16, args.requests // 4)
                     r = asyncio.run(drive(url, request, clients, total=total))

@@ -117,6 +117,8 @@ def test_edit_an_upload_directly_and_paste_it_back(client: TestClient, photos: P
         assert diff[90:160, 190:260].mean() > 2, blend  # the face itself changed
     lid = r.headers["x-latent-id"]
     assert client.post("/edit", params={"latent_id": lid, "attribute": "Male"}).status_code == 200
+    quick = client.post("/edit", files={"file": ("a.png", data)}, params={"attribute": "Smiling", "refine": False})
+    assert quick.status_code == 200 and _img(quick.content).shape == photo.shape
 
 
 def test_aligned_upload_skips_detection(client: TestClient) -> None:

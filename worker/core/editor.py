@@ -110,6 +110,7 @@ class Editor:
         upload: bytes | None = None,
         face: int = 0,
         aligned: bool = False,
+        refine: bool = True,
     ) -> Rendered:
         """The edited face, or by default the user's whole photo with the edit applied.
 
@@ -119,7 +120,7 @@ class Editor:
         """
         self.check_edits(edits)
         if upload is not None:
-            enc = self.encode_upload(upload, face, aligned)
+            enc = self.encode_upload(upload, face, aligned, refine)
         elif latent_id is not None:
             enc = self.load(latent_id, with_photo=paste is not False)
         else:

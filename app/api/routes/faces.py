@@ -127,11 +127,12 @@ async def edit(
     format: Annotated[Literal["image", "json"], Query(description="image: in the upload's format")] = "image",
     face: Annotated[int, Query(ge=0, le=99)] = 0,
     aligned: Annotated[bool, Query()] = False,
+    refine: Annotated[bool, Query(description="with an upload: refine its inversion (slower, closer to you)")] = True,
 ) -> Response | EditResponse:
     """Edit a face's attributes: z + sum s_i v_i, applied to your photo (or rendered by G)."""
     edits = parse_edits(attribute, strength, editor.engine.default_strength)
     upload = await file.read() if file is not None else None
-    out = await run_in_threadpool(editor.edit, edits, paste, blend, latent_id, upload, face, aligned)
+    out = await run_in_threadpool(editor.edit, edits, paste, blend, latent_id, upload, face, aligned, refine)
     if format == "json":
         return EditResponse(
             image=data_url(out.data, out.media_type),
