@@ -5,8 +5,8 @@ the task reads its inputs by key, writes progress into the record, and puts the 
 PNG under `result:<id>`. Tasks get ids and keys, never image bytes.
 
 The record, not the worker that happens to run the job, says where the job is:
-- a running job refreshes `heartbeat_at` at least every HEARTBEAT_S while it computes, even
-  when the store is briefly unreachable (the computation goes on; the beat resumes);
+- a running job refreshes `heartbeat_at` every HEARTBEAT_S while it computes, even when the
+  store is briefly unreachable (the computation goes on; the beat resumes);
 - `check_job` (called by the API on every read of a job) turns a job whose heartbeat stopped
   `job_orphan_after_s` ago back into "queued" and asks for it to be run again, and fails it with
   a reason once it has started `job_max_retries + 1` times or has run past its time limit;
@@ -37,7 +37,7 @@ from worker.core.settings import CoreSettings
 from worker.core.store import Store, key
 
 Status = Literal["queued", "running", "succeeded", "failed"]
-HEARTBEAT_S = 1.0
+HEARTBEAT_S = 0.25  # a running job writes its progress and heartbeat at most this often
 TIME_LIMIT_ERROR = "the job ran past its time limit"
 
 
@@ -88,13 +88,18 @@ def attempts_used_up(job: JobRecord, settings: CoreSettings) -> str | None:
     return None
 
 
+def alive(job: JobRecord, settings: CoreSettings) -> bool:
+    """A running job whose worker has shown a sign of life within job_orphan_after_s."""
+    beat = job.heartbeat_at or job.updated_at
+    return job.status == "running" and time.time() - beat < settings.job_orphan_after_s
+
+
 def check_job(store: Store, job: JobRecord, settings: CoreSettings, requeue: Callable[[str], None]) -> JobRecord:
     """The API's view of a job: a running job without a heartbeat is orphaned, and is run again
     (or failed, when its attempts or its time are used up). Returns the record as it now is."""
-    now = time.time()
-    if job.status != "running" or now - (job.heartbeat_at or job.updated_at) < settings.job_orphan_after_s:
+    if job.status != "running" or alive(job, settings):
         return job
-    if job.started_at is not None and now - job.started_at > settings.job_time_limit_s:
+    if job.started_at is not None and time.time() - job.started_at > settings.job_time_limit_s:
         return fail(store, job, TIME_LIMIT_ERROR, settings.result_ttl_s)
     reason = attempts_used_up(job, settings)
     if reason:
@@ -113,8 +118,8 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
     job = read_job(store, job_id)
     if job is None or job.status in ("succeeded", "failed"):
         return  # expired, or a redelivered message of a job that has ended
-    if job.status == "running" and time.time() - (job.heartbeat_at or 0) < settings.job_orphan_after_s:
-        return  # a duplicate message: another worker is running it and alive
+    if alive(job, settings):
+        return  # a duplicate message: another worker is running it
     reason = attempts_used_up(job, settings)
     if reason:
         fail(store, job, reason, ttl_s)
@@ -141,7 +146,7 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
         def progress(step: int, total: int, _objective: float) -> None:
             if time.monotonic() > deadline:
                 raise JobTimeout
-            if time.time() - (job.heartbeat_at or 0) > HEARTBEAT_S / 4 or step == total:  # throttled
+            if time.time() - (job.heartbeat_at or 0) > HEARTBEAT_S or step == total:
                 job.step, job.progress, job.heartbeat_at = step, step / total, time.time()
                 with contextlib.suppress(Unavailable):  # the store blinked: keep computing, beat again next time
                     write_job(store, job, ttl_s)
