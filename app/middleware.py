@@ -51,6 +51,7 @@ class BodyLimits:
 
     def __init__(self, app: ASGIApp, limit: int, timeout_s: float) -> None:
         self.app, self.limit, self.timeout_s = app, limit, timeout_s
+        self.too_large = (413, f"the upload is larger than the limit of {limit} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +59,7 @@ class BodyLimits:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await answer(send, 413, f"the upload is larger than the limit of {self.limit} bytes")
+            await answer(send, *self.too_large)
             return
         received, started, body_done = 0, False, False
         refusal: tuple[int, str] | None = None
@@ -78,7 +79,7 @@ class BodyLimits:
                 body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    refusal = (413, f"the upload is larger than the limit of {self.limit} bytes")
+                    refusal = self.too_large
                     return {"type": "http.disconnect"}
             return message
 

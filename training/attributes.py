@@ -33,7 +33,7 @@ from training.data import DataOptions, to_model_input
 from training.identity import SAME_PERSON
 from training.identity import available as identity_available
 from training.runs import pick_device
-from worker.core.faces import NO_FOCUS, Focus, change_mask
+from worker.core.faces import HEAD, Area, change_mask
 
 # What each edit should leave alone. Measured on the bundled model (MODEL_CARD.md): keeping
 # High_Cheekbones out of Smiling, or Male out of Blond_Hair and Young, leaves too little of
@@ -105,21 +105,29 @@ def condition(directions: Tensor, names: list[str]) -> Tensor:
 
 
 @torch.no_grad()
-def applied_edit(model: FaceModel, x: Tensor, z: Tensor, step: Tensor, focus: Focus = NO_FOCUS) -> Tensor:
+def applied_edit(model: FaceModel, x: Tensor, z: Tensor, step: Tensor, area: Area = HEAD) -> Tensor:
     """What the service returns for aligned faces x (B, 3, S, S): x + mask * (G(z + step) - G(z))."""
     both = model.G(torch.cat([z, z + step]))
     base, edited = both[: len(z)], both[len(z) :]
     delta = ((edited - base) * 127.5).permute(0, 2, 3, 1).cpu().numpy()  # pixel units, (B, S, S, 3)
     valid = np.ones(delta.shape[1:3], bool)
-    masks = torch.from_numpy(np.stack([change_mask(d, valid, focus) for d in delta]))[:, None].to(x.device)
+    masks = torch.from_numpy(np.stack([change_mask(d, valid, area, model.geometry) for d in delta]))[:, None].to(
+        x.device
+    )
     return (x + masks * (edited - base)).clamp(-1, 1)
 
 
-# Step lengths tried, in latent units (a typical z has norm ~10), and mask focuses (see
-# worker.core.faces.change_mask). Longer steps and looser masks reach more attributes by the
-# classifier's count, but past a point the person is lost (MODEL_CARD.md has the trade-off).
-LENGTHS = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
-FOCUSES: tuple[Focus, ...] = (NO_FOCUS, (0.1, 0.35), (0.25, 0.6))
+# Step lengths tried, in latent units (a typical z has norm ~10), and the areas an edit may
+# act on (see worker.core.faces.change_mask): the whole head with three mask focuses, or one
+# region. Longer steps and looser masks reach more attributes by the classifier's count, but
+# past a point the person is lost (MODEL_CARD.md has the trade-off).
+LENGTHS = (2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 10.0)
+AREAS: tuple[Area, ...] = (
+    HEAD,
+    Area(focus=(0.1, 0.35)),
+    Area(focus=(0.25, 0.6)),
+    *(Area(regions=(r,)) for r in ("face", "hair", "eyes", "mouth")),
+)
 SAME_PERSON_SHARE = 0.95  # identity first: no calibrated edit may change more people than 5%
 
 
@@ -149,6 +157,31 @@ class CropIdentity:
         return float(np.mean(np.array(d) < SAME_PERSON))
 
 
+@dataclass(frozen=True)
+class Setting:
+    length: float
+    area: Area
+    reached: float
+    same: float  # share of faces still the same person (1.0 without the judge)
+
+    @property
+    def kept(self) -> bool:
+        return self.same >= SAME_PERSON_SHARE
+
+
+def best_setting(tried: list[Setting], reach: float) -> Setting:
+    """Identity first: among the settings that keep the person, the one that keeps it best
+    among those reaching `reach` (then the shorter), else the one reaching most; when none
+    keeps it, the one that keeps it best."""
+    kept = [t for t in tried if t.kept]
+    if not kept:
+        return max(tried, key=lambda t: (t.same, -t.length))
+    good = [t for t in kept if t.reached >= reach]
+    if good:
+        return max(good, key=lambda t: (t.same, -t.length))
+    return max(kept, key=lambda t: (t.reached, t.same, -t.length))
+
+
 @torch.no_grad()
 def calibrate(
     model: FaceModel,
@@ -159,12 +192,12 @@ def calibrate(
     names: list[str],
     identity: CropIdentity | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Choose each attribute's strength 1 (step length) and mask focus on held-out faces.
+    """Choose each attribute's strength 1 (step length) and area on held-out faces.
 
     Every face is pushed to the other side of the attribute (by the classifier's view of it),
-    as the service applies edits. Among the settings that keep the person (identity judge:
-    >= 95% of faces still the same person; without the judge, all settings), the shortest that
-    reaches `reach` is chosen, or else the one that reaches most.
+    as the service applies edits. For each area the classifier's count is cheap, the identity
+    judge is not: it is asked only at the shortest length reaching `reach` (or the one reaching
+    most), then at shorter ones until the person is kept. `best_setting` picks among those.
     """
     assert model.directions is not None
     before = clf(x) > 0
@@ -175,20 +208,30 @@ def calibrate(
             continue
         unit = v / v.norm()
         sign = torch.where(before[:, k], -1.0, 1.0)[:, None]
-        tried = []
-        for focus in FOCUSES:
-            for length in LENGTHS:  # identity only gets worse with length: stop at the first loss
-                y = applied_edit(model, x, z, sign * length * unit, focus)
-                reached = float(((clf(y)[:, k] > 0) == ~before[:, k]).float().mean())
-                same = identity.same_share(y) if identity else 1.0
-                tried.append((length, focus, reached, same))
-                if same < SAME_PERSON_SHARE or reached >= reach:
+        tried: list[Setting] = []
+        for area in AREAS:
+            edited = {length: applied_edit(model, x, z, sign * length * unit, area) for length in LENGTHS}
+            reached = {n: float(((clf(y)[:, k] > 0) == ~before[:, k]).float().mean()) for n, y in edited.items()}
+            best_so_far = max((t.reached for t in tried if t.kept), default=-1.0)
+            if max(reached.values()) <= best_so_far and best_so_far < reach:
+                continue  # cannot beat what is already kept
+            enough = [n for n in LENGTHS if reached[n] >= reach]
+            top = enough[0] if enough else max(LENGTHS, key=lambda n: (reached[n], -n))
+            for length in sorted(
+                (n for n in LENGTHS if n <= top), reverse=True
+            ):  # identity is kept better when shorter
+                same = identity.same_share(edited[length]) if identity else 1.0
+                tried.append(Setting(length, area, reached[length], same))
+                if same >= SAME_PERSON_SHARE:
                     break
-        kept = [t for t in tried if t[3] >= SAME_PERSON_SHARE] or [max(tried, key=lambda t: t[3])]
-        good = [t for t in kept if t[2] >= reach]
-        length, focus, reached, same = min(good, key=lambda t: t[0]) if good else max(kept, key=lambda t: t[2])
-        model.directions[k] = unit * length
-        out[name] = {"length": length, "focus": list(focus), "reached": reached, "same_person": same}
+        chosen = best_setting(tried, reach)
+        model.directions[k] = unit * chosen.length
+        out[name] = {
+            "length": chosen.length,
+            **chosen.area.to_json(),
+            "reached": chosen.reached,
+            "same_person": chosen.same,
+        }
     return out
 
 
@@ -231,7 +274,8 @@ def compute_attributes(opts: AttributeOptions) -> Path:
     cal = model.meta["directions"].get("calibration", {}).get("attributes", {})
     for name, c in zip(names, counts, strict=True):
         extra = (
-            f"  strength 1 = {cal[name]['length']:4.1f} (focus {cal[name]['focus']}), reaches "
+            f"  strength 1 = {cal[name]['length']:4.1f} ({'+'.join(cal[name]['regions'])}, focus "
+            f"{cal[name]['focus']}), reaches "
             f"{cal[name]['reached']:.0%}, same person {cal[name]['same_person']:.0%}"
             if name in cal
             else ""

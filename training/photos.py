@@ -162,7 +162,7 @@ def evaluate_photos(
             edit = [(a, sign * strength)]
             z_edit = engine.edit_latent(enc.z[None], edit)
             for b in blends:
-                out = apply_to_photo(engine, enc, z_edit, b, engine.focus(edit))  # type: ignore[arg-type]
+                out = apply_to_photo(engine, enc, z_edit, b, engine.area(a))  # type: ignore[arg-type]
                 same[b][a].append(float(np.linalg.norm(judge.descriptor(out, rect) - ref)))
                 reached[b][a].append(bool(_judge(clf, [_crop_of(out, enc, size)])[0][k] != before[k]))
                 if b == "change":

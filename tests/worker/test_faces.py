@@ -111,6 +111,43 @@ def test_a_change_lands_where_it_acts_and_grey_stays_grey(photos: Path) -> None:
     assert faces.is_grayscale(out_grey) and not np.array_equal(out_grey, grey)
 
 
+def test_an_edit_acts_only_in_its_area(photos: Path) -> None:
+    photo = _photo(photos / "astronaut.png")
+    face = faces.detect_faces(photo)[0]
+    crop = faces.align(photo, face, 64, CELEBA)
+    delta = np.full((64, 64, 3), 40, np.float32)  # a change all over the crop
+    eyes_mid, mouth_mid = face.landmarks[:2].mean(0), face.landmarks[3:].mean(0)
+
+    def changed_at(area: faces.Area, point: np.ndarray) -> bool:
+        mask = faces.change_mask(delta, crop.valid, area, CELEBA)
+        out = faces.apply_change(photo, delta, mask, crop.matrix, grayscale=False)
+        x, y = np.round(point).astype(int)
+        return bool(np.abs(out[y, x].astype(int) - photo[y, x]).max() > 10)
+
+    eyes, mouth = faces.Area(regions=("eyes",)), faces.Area(regions=("mouth",))
+    assert changed_at(eyes, eyes_mid) and not changed_at(eyes, mouth_mid)
+    assert changed_at(mouth, mouth_mid) and not changed_at(mouth, eyes_mid)
+    both = faces.union([eyes, mouth])
+    assert changed_at(both, eyes_mid) and changed_at(both, mouth_mid)
+    hair = faces.Area(regions=("hair",))
+    above = eyes_mid + (0, -1.1 * np.linalg.norm(face.landmarks[1] - face.landmarks[0]))  # the hairline
+    assert not changed_at(hair, eyes_mid) and not changed_at(hair, mouth_mid) and changed_at(hair, above)
+    assert changed_at(faces.HEAD, eyes_mid) and changed_at(faces.HEAD, above)
+
+
+def test_areas_combine_and_travel_as_json() -> None:
+    a, b = faces.Area(focus=(0.25, 0.6), regions=("eyes",)), faces.Area(regions=("hair", "face"))
+    both = faces.union([a, b])
+    assert both.regions == ("face", "hair", "eyes") and both.focus == (0.0, 0.0)
+    assert faces.union([]) == faces.HEAD
+    assert faces.Area.from_json(a.to_json()) == a
+    assert faces.Area.from_json({"focus": [0.1, 0.35]}) == faces.Area(focus=(0.1, 0.35))  # calibrated before areas
+    with pytest.raises(ValueError, match="regions"):
+        faces.Area(regions=("nose",))
+    with pytest.raises(ValueError, match="geometry"):
+        faces.change_mask(np.ones((64, 64, 3), np.float32), np.ones((64, 64), bool), a)
+
+
 def test_a_huge_photo_is_decoded_within_the_working_budget(photos: Path) -> None:
     face = Image.open(photos / "astronaut.png").convert("RGB").resize((2000, 2000))
     canvas = Image.new("RGB", (7000, 5000), (90, 100, 110))  # 35 Mpx

@@ -32,7 +32,7 @@ from worker.core.store import Store, key
 
 CUSTOM_PREFIX = "custom-"  # ids of custom attributes, usable wherever an attribute name is
 CUSTOM_EXAMPLES = (3, 12)  # photos with, and without, the look
-CUSTOM_FOCUS: faces.Focus = (0.1, 0.35)  # a middle mask focus: the look changes, the person stays
+CUSTOM_AREA = faces.Area(focus=(0.1, 0.35))  # the whole head, a middle focus: the look changes, the person stays
 
 
 @dataclass
@@ -127,31 +127,32 @@ class Editor:
             raise InvalidParameter("send an image file or a latent_id")
         if paste is None:
             paste = enc.photo is not None
-        directions, focus = self._resolve(edits)
+        directions, area = self._resolve(edits)
         z_edit = apply_edit(enc.z[None], directions, torch.tensor([s for _, s in edits]))
         if not paste:
             return Rendered(png_bytes(self.engine.render(z_edit)[0]), "image/png", enc.latent_id, False)
         if enc.photo is None or enc.aligned is None:
             raise InvalidParameter("paste=true needs a face encoded from an uploaded photo (not a generated face)")
         with self._photos:
-            image = apply_to_photo(self.engine, enc, z_edit, blend, focus)
+            image = apply_to_photo(self.engine, enc, z_edit, blend, area)
             data, media_type = encode_like(image, enc.photo)
         return Rendered(data, media_type, enc.latent_id, True)
 
-    def _resolve(self, edits: list[tuple[str, float]]) -> tuple[torch.Tensor, faces.Focus]:
-        """The directions (K, nz) of checked edits, built-in or custom, and their mask focus."""
-        builtin = [(a, s) for a, s in edits if not a.startswith(CUSTOM_PREFIX)]
-        rows, focuses = [], [self.engine.focus(builtin)] if builtin else []
+    def _resolve(self, edits: list[tuple[str, float]]) -> tuple[torch.Tensor, faces.Area]:
+        """The directions (K, nz) of checked edits, built-in or custom, and where they act."""
+        rows, areas = [], []
         for a, s in edits:
             if a.startswith(CUSTOM_PREFIX):
                 custom = self.custom_attribute(a)
                 rows.append(torch.tensor(custom["direction"], dtype=torch.float32))
-                if s != 0:
-                    focuses.append(tuple(custom["focus"]))  # type: ignore[arg-type]
+                area = faces.Area.from_json(custom)
             else:
                 rows.append(self.engine.direction(a))
+                area = self.engine.area(a)
+            if s != 0:
+                areas.append(area)
         nz = self.engine.cfg.nz
-        return (torch.stack(rows) if rows else torch.zeros(0, nz)), min(focuses, default=faces.NO_FOCUS)
+        return (torch.stack(rows) if rows else torch.zeros(0, nz)), faces.union(areas)
 
     # --- custom attributes ----------------------------------------------------------------
 
@@ -188,7 +189,7 @@ class Editor:
             "id": CUSTOM_PREFIX + new_id(),
             "name": name,
             "direction": (v / v.norm() * self.engine.typical_length).tolist(),
-            "focus": list(CUSTOM_FOCUS),
+            **CUSTOM_AREA.to_json(),
             "keep": keep,
             "faces_with": len(with_photos),
             "faces_without": len(without_photos),

@@ -21,6 +21,7 @@ from torch import Tensor
 from models.checkpoint import FaceModel, load_checkpoint
 from models.editing import RefineOptions, apply_edit, refine_latent
 from models.geometry import FaceGeometry
+from worker.core.faces import Area
 
 _STOP = object()
 
@@ -80,12 +81,11 @@ class Engine:
         norms = self.model.directions.norm(dim=1)
         return float(norms[norms > 0].median()) if bool((norms > 0).any()) else 1.0
 
-    def focus(self, edits: list[tuple[str, float]]) -> tuple[float, float]:
-        """The change mask's focus for these edits: the loosest of their calibrated focuses
-        (none for checkpoints calibrated without one), so no edit is cut back below its own."""
+    def area(self, name: str) -> Area:
+        """Where a built-in attribute's edit acts, as calibrated (the whole head for checkpoints
+        calibrated without areas)."""
         calibrated = self.model.meta.get("directions", {}).get("calibration", {}).get("attributes", {})
-        focuses = [tuple(calibrated.get(a, {}).get("focus", (0.0, 0.0))) for a, s in edits if s != 0]
-        return min(focuses, default=(0.0, 0.0))  # type: ignore[return-value]
+        return Area.from_json(calibrated.get(name, {}))
 
     def edit_latent(self, z: Tensor, edits: list[tuple[str, float]]) -> Tensor:
         """z (B, nz) + sum of strength * direction over (attribute, strength) pairs; names must be known."""

@@ -77,7 +77,7 @@ def load_face(store: Store, latent_id: str, decode: Callable[[bytes], Photo] | N
 
 
 def apply_to_photo(
-    engine: Engine, enc: Encoded, z_edit: torch.Tensor, blend: Blend = "change", focus: faces.Focus = faces.NO_FOCUS
+    engine: Engine, enc: Encoded, z_edit: torch.Tensor, blend: Blend = "change", area: faces.Area = faces.HEAD
 ) -> np.ndarray:
     """The photo with the edit: its own pixels + mask * (G(z + edit) - G(z)) (the default),
     or the generated face blended over it (`blend="generated"`)."""
@@ -87,5 +87,5 @@ def apply_to_photo(
         return faces.paste_face(enc.photo.pixels, face_img, enc.aligned, enc.grayscale)
     both = engine.render(torch.cat([enc.z[None], z_edit]))  # one pass for the two renders
     delta = both[1].astype(np.float32) - both[0].astype(np.float32)
-    mask = faces.change_mask(delta, enc.aligned.valid, focus)
+    mask = faces.change_mask(delta, enc.aligned.valid, area, engine.geometry)
     return faces.apply_change(enc.photo.pixels, delta, mask, enc.aligned.matrix, enc.grayscale)

@@ -1,0 +1,31 @@
+"""How calibration chooses an attribute's strength 1 and area: the person first."""
+
+from __future__ import annotations
+
+from training.attributes import Setting, best_setting
+from worker.core.faces import HEAD, Area
+
+EYES = Area(regions=("eyes",))
+
+
+def test_among_settings_that_reach_the_one_that_keeps_the_person_best() -> None:
+    tried = [
+        Setting(4.0, HEAD, reached=0.90, same=0.96),
+        Setting(6.0, EYES, reached=0.91, same=1.00),
+        Setting(8.0, HEAD, reached=0.99, same=0.80),  # reaches most, loses the person
+    ]
+    assert best_setting(tried, reach=0.85) == tried[1]
+
+
+def test_when_none_reaches_the_one_that_reaches_most_while_keeping_the_person() -> None:
+    tried = [
+        Setting(3.0, HEAD, reached=0.40, same=0.98),
+        Setting(8.0, EYES, reached=0.60, same=0.96),
+        Setting(10.0, HEAD, reached=0.95, same=0.70),
+    ]
+    assert best_setting(tried, reach=0.85) == tried[1]
+
+
+def test_when_every_setting_loses_the_person_the_one_that_loses_it_least() -> None:
+    tried = [Setting(2.0, HEAD, reached=0.5, same=0.90), Setting(3.0, EYES, reached=0.9, same=0.80)]
+    assert best_setting(tried, reach=0.85) == tried[0]
