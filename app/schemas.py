@@ -102,6 +102,13 @@ class AttributeInfo(BaseModel):
     description: str
     with_count: int | None = Field(description="training faces labelled with the attribute")
     without_count: int | None = Field(description="training faces labelled without it")
+    regions: list[str] = Field(description="where in the face the edit acts: head, face, hair, eyes, mouth")
+    reached: float | None = Field(
+        None, description="share of held-out faces strength 1 moved to the other side (calibration)"
+    )
+    same_person: float | None = Field(
+        None, description="share of them still the same person by a face-recognition model (calibration)"
+    )
 
 
 class AttributesResponse(BaseModel):

@@ -18,19 +18,6 @@ from models.losses import l1, l2
 ProgressFn = Callable[[int, int, float], None]  # (step, total steps, mean objective)
 
 
-def apply_edit(z: Tensor, directions: Tensor, strengths: Tensor) -> Tensor:
-    """z + sum_i s_i * v_i.
-
-    z: (B, nz); directions: (K, nz); strengths: (K,) shared by the batch or (B, K).
-    """
-    if directions.shape[-1] != z.shape[-1]:
-        raise ValueError(f"directions have size {directions.shape[-1]}, latents {z.shape[-1]}")
-    s = strengths.to(z.dtype)
-    if s.dim() == 1:
-        s = s.expand(z.shape[0], -1)
-    return z + s @ directions.to(z.dtype)
-
-
 def orthogonalize(v: Tensor, keep: Tensor) -> Tensor:
     """v (nz,) minus its projection on span(keep rows) (K, nz): an edit along v that leaves the
     kept attributes' directions where they are (InterFaceGAN's conditional edit)."""

@@ -29,9 +29,10 @@ from tqdm import tqdm
 from models.checkpoint import FaceModel, load_checkpoint, save_checkpoint
 from models.editing import RefineOptions, orthogonalize, refine_latent
 from training.classifier import AttributeClassifier, load_classifier
-from training.data import DataOptions, to_model_input
+from training.data import EVALUATED, DataOptions, to_model_input
 from training.identity import SAME_PERSON
 from training.identity import available as identity_available
+from training.photos import PhotoJudge
 from training.runs import pick_device
 from worker.core.faces import HEAD, Area, change_mask
 
@@ -56,6 +57,7 @@ class AttributeOptions(DataOptions):
     classifier: Path | None = None  # calibrate strength 1 with this judge (`python -m training classifier`)
     reach: float = 0.85  # share of held-out faces that strength 1 should move across
     calibration_faces: int = 128
+    calibration_photos: int = 60  # whole photos (training.photos kinds) each length is checked on last; 0: none
     identity: bool = True  # keep the person (dlib's judge, if installed) before reaching the attribute
 
 
@@ -129,6 +131,7 @@ AREAS: tuple[Area, ...] = (
     *(Area(regions=(r,)) for r in ("face", "hair", "eyes", "mouth")),
 )
 SAME_PERSON_SHARE = 0.95  # identity first: no calibrated edit may change more people than 5%
+MIN_SIDE_FACES = 12  # judged faces needed to give adding and removing lengths of their own
 
 
 class CropIdentity:
@@ -149,11 +152,10 @@ class CropIdentity:
         img = ((x.permute(1, 2, 0).float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
         return np.ascontiguousarray(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC))
 
-    def same_share(self, y: Tensor) -> float:
-        d = [
-            np.linalg.norm(self.judge.descriptor(self._up(yi), self.rect) - r)
-            for yi, r in zip(y[: self.n], self.ref, strict=True)
-        ]
+    def same_share(self, y: Tensor, group: Tensor | None = None) -> float:
+        """The share of the judged faces (those in `group`, a (B,) bool, if given) still the same person."""
+        chosen = range(self.n) if group is None else torch.nonzero(group[: self.n]).flatten().tolist()
+        d = [np.linalg.norm(self.judge.descriptor(self._up(y[i]), self.rect) - self.ref[i]) for i in chosen]
         return float(np.mean(np.array(d) < SAME_PERSON))
 
 
@@ -182,57 +184,104 @@ def best_setting(tried: list[Setting], reach: float) -> Setting:
     return max(kept, key=lambda t: (t.reached, t.same, -t.length))
 
 
-@torch.no_grad()
-def calibrate(
-    model: FaceModel,
-    clf: AttributeClassifier,
-    x: Tensor,
-    z: Tensor,
-    reach: float,
-    names: list[str],
-    identity: CropIdentity | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Choose each attribute's strength 1 (step length) and area on held-out faces.
+@dataclass
+class Calibration:
+    """Strength 1 (step lengths) and area of each attribute, chosen on held-out faces x with
+    latents z, as the service applies edits.
 
-    Every face is pushed to the other side of the attribute (by the classifier's view of it),
-    as the service applies edits. For each area the classifier's count is cheap, the identity
-    judge is not: it is asked only at the shortest length reaching `reach` (or the one reaching
-    most), then at shorter ones until the person is kept. `best_setting` picks among those.
+    Every face is pushed to the other side of the attribute (by the classifier's view of it).
+    The area is chosen on all faces; then adding and removing the attribute each get their own
+    length (a smile is added by a shorter step than it is taken away), when enough judged faces
+    are on that side. For each try the classifier's count is cheap and the identity judge is
+    not: it is asked only at the shortest length reaching `reach` (or the one reaching most),
+    then at shorter ones until the person is kept. `best_setting` picks among those. Last, with
+    `photos`, each side's length is checked as the service answers, on whole photos, and
+    shortened until the person is kept there too.
     """
-    assert model.directions is not None
-    before = clf(x) > 0
-    out = {}
-    for k, name in enumerate(tqdm(names, desc="calibrating", unit="attribute")):
-        v = model.directions[k]
-        if float(v.norm()) == 0:
-            continue
-        unit = v / v.norm()
-        sign = torch.where(before[:, k], -1.0, 1.0)[:, None]
+
+    model: FaceModel
+    clf: AttributeClassifier
+    x: Tensor
+    z: Tensor
+    reach: float
+    identity: CropIdentity | None = None
+    photos: PhotoJudge | None = None
+
+    @torch.no_grad()
+    def attribute(self, k: int) -> dict[str, Any]:
+        assert self.model.directions is not None
+        v = self.model.directions[k]
+        unit, has = v / v.norm(), self.clf(self.x)[:, k] > 0
+        away = torch.where(has, -1.0, 1.0)[:, None] * unit  # (B, nz): towards the other side
+        everyone = torch.ones_like(has)
+        area = best_setting(self.search(k, away, has, AREAS, everyone), self.reach).area
+        judged = self.identity.n if self.identity else len(has)
+        lengths = {}
+        for side, group in (("length", ~has), ("remove_length", has)):
+            if int(group[:judged].sum()) >= MIN_SIDE_FACES:
+                lengths[side] = best_setting(self.search(k, away, has, (area,), group), self.reach).length
+        if len(lengths) < 2:  # too few faces on a side: one length for both, chosen on all
+            both = best_setting(self.search(k, away, has, (area,), everyone), self.reach).length
+            lengths = {side: lengths.get(side, both) for side in ("length", "remove_length")}
+        checked = self.check_on_photos(k, unit, area, lengths) if self.photos else {}
+        y = applied_edit(
+            self.model,
+            self.x,
+            self.z,
+            away * torch.where(has, lengths["remove_length"], lengths["length"])[:, None],
+            area,
+        )
+        self.model.directions[k] = unit * lengths["length"]
+        return {
+            **lengths,
+            **area.to_json(),
+            "reached": float(((self.clf(y)[:, k] > 0) != has).float().mean()),
+            "same_person": self.identity.same_share(y) if self.identity else 1.0,
+            **({"same_person_photos": checked} if checked else {}),
+        }
+
+    def check_on_photos(self, k: int, unit: Tensor, area: Area, lengths: dict[str, float]) -> dict[str, float]:
+        """Shorten each side's length until the person is kept on whole photos; the shares kept."""
+        assert self.photos is not None
+        kept = {}
+        for side, sign in (("length", 1.0), ("remove_length", -1.0)):
+            group = self.photos.has[:, k] == (sign < 0)  # photos on this side's start
+            if int(group.sum()) < MIN_SIDE_FACES:
+                continue  # too few photos to judge: the crops' length stands
+            for length in sorted((n for n in LENGTHS if n <= lengths[side]), reverse=True):
+                kept[side] = self.photos.same_share(sign * length * unit, area, group)
+                lengths[side] = length
+                if kept[side] >= SAME_PERSON_SHARE:
+                    break
+        return kept
+
+    def search(self, k: int, away: Tensor, has: Tensor, areas: tuple[Area, ...], group: Tensor) -> list[Setting]:
+        """Settings tried for attribute k in `areas`, reach and identity judged on the faces in `group`."""
         tried: list[Setting] = []
-        for area in AREAS:
-            edited = {length: applied_edit(model, x, z, sign * length * unit, area) for length in LENGTHS}
-            reached = {n: float(((clf(y)[:, k] > 0) == ~before[:, k]).float().mean()) for n, y in edited.items()}
+        for area in areas:
+            edited = {n: applied_edit(self.model, self.x, self.z, n * away, area) for n in LENGTHS}
+            reached = {n: float(((self.clf(y)[:, k] > 0) != has)[group].float().mean()) for n, y in edited.items()}
             best_so_far = max((t.reached for t in tried if t.kept), default=-1.0)
-            if max(reached.values()) <= best_so_far and best_so_far < reach:
+            if max(reached.values()) <= best_so_far and best_so_far < self.reach:
                 continue  # cannot beat what is already kept
-            enough = [n for n in LENGTHS if reached[n] >= reach]
+            enough = [n for n in LENGTHS if reached[n] >= self.reach]
             top = enough[0] if enough else max(LENGTHS, key=lambda n: (reached[n], -n))
-            for length in sorted(
-                (n for n in LENGTHS if n <= top), reverse=True
-            ):  # identity is kept better when shorter
-                same = identity.same_share(edited[length]) if identity else 1.0
+            for length in sorted((n for n in LENGTHS if n <= top), reverse=True):  # shorter keeps more
+                same = self.identity.same_share(edited[length], group) if self.identity else 1.0
                 tried.append(Setting(length, area, reached[length], same))
                 if same >= SAME_PERSON_SHARE:
                     break
-        chosen = best_setting(tried, reach)
-        model.directions[k] = unit * chosen.length
-        out[name] = {
-            "length": chosen.length,
-            **chosen.area.to_json(),
-            "reached": chosen.reached,
-            "same_person": chosen.same,
-        }
-    return out
+        return tried
+
+
+def calibrate(cal: Calibration, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Calibrate every attribute with a direction; their lengths are written into the model."""
+    assert cal.model.directions is not None
+    return {
+        name: cal.attribute(k)
+        for k, name in enumerate(tqdm(names, desc="calibrating", unit="attribute"))
+        if float(cal.model.directions[k].norm()) > 0
+    }
 
 
 def compute_attributes(opts: AttributeOptions) -> Path:
@@ -253,15 +302,19 @@ def compute_attributes(opts: AttributeOptions) -> Path:
     }
     if opts.classifier is not None:
         clf, _ = load_classifier(opts.classifier, device)
-        idx = data.val_idx[: opts.calibration_faces]
+        idx = data.calibration_idx(opts.calibration_faces + opts.calibration_photos, EVALUATED)
+        idx, photo_idx = idx[: opts.calibration_faces], idx[opts.calibration_faces :]
         x = to_model_input(images[torch.from_numpy(idx)], device)
         z_val = invert_all(model, images, idx, device, opts.batch, opts.refine_steps).to(device)
-        identity = CropIdentity(x) if opts.identity and identity_available() else None
+        judge = opts.identity and identity_available()
+        identity = CropIdentity(x) if judge else None
+        photos = PhotoJudge(model, clf, data, photo_idx) if judge and len(photo_idx) else None
         model.meta["directions"]["calibration"] = {
             "reach": opts.reach,
             "same_person": SAME_PERSON_SHARE if identity else None,
             "faces": len(idx),
-            "attributes": calibrate(model, clf, x, z_val, opts.reach, names, identity),
+            "photos": len(photos.faces) if photos else 0,
+            "attributes": calibrate(Calibration(model, clf, x, z_val, opts.reach, identity, photos), names),
         }
         model.meta["default_strength"] = 1.0  # strength 1 is now the calibrated edit
     model.meta["attributes"] = {
@@ -274,7 +327,8 @@ def compute_attributes(opts: AttributeOptions) -> Path:
     cal = model.meta["directions"].get("calibration", {}).get("attributes", {})
     for name, c in zip(names, counts, strict=True):
         extra = (
-            f"  strength 1 = {cal[name]['length']:4.1f} ({'+'.join(cal[name]['regions'])}, focus "
+            f"  strength 1 = +{cal[name]['length']:g} / -{cal[name]['remove_length']:g} "
+            f"({'+'.join(cal[name]['regions'])}, focus "
             f"{cal[name]['focus']}), reaches "
             f"{cal[name]['reached']:.0%}, same person {cal[name]['same_person']:.0%}"
             if name in cal

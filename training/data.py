@@ -125,6 +125,9 @@ def _load_many(args: tuple[list[Path], int]) -> np.ndarray:
     return np.stack([load_face(p, size) for p in paths])
 
 
+EVALUATED = 256  # held-out faces `evaluate` judges: the first of the split (whole photos use fewer)
+
+
 @dataclass
 class CelebA:
     """Faces (N, S, S, 3) uint8, labels (N, K) {0,1}, identities, and a train/val split."""
@@ -143,6 +146,16 @@ class CelebA:
     def tensor(self) -> Tensor:
         """All images as one uint8 tensor (N, S, S, 3), shared with the numpy cache."""
         return torch.from_numpy(self.images)
+
+    def calibration_idx(self, n: int, evaluated: int) -> np.ndarray:
+        """n held-out faces from the end of the split, of people not among its first `evaluated`
+        faces (the ones `evaluate` judges): calibrating on the people the figures are measured
+        on would flatter them."""
+        judged = set() if self.identities is None else set(self.identities[self.val_idx[:evaluated]].tolist())
+        tail = [
+            i for i in self.val_idx[evaluated:][::-1] if self.identities is None or self.identities[i] not in judged
+        ]
+        return np.array(tail[:n], dtype=self.val_idx.dtype)
 
     def describe(self) -> dict[str, object]:
         return {

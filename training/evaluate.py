@@ -24,7 +24,7 @@ from models.editing import RefineOptions, refine_latent
 from models.losses import l1, l2, ssim
 from models.networks import Generator
 from training.classifier import AttributeClassifier, load_classifier
-from training.data import CelebA, DataOptions, to_model_input
+from training.data import EVALUATED, CelebA, DataOptions, to_model_input
 from training.plots import save_grid
 from training.runs import pick_device
 
@@ -38,7 +38,7 @@ class EvaluateOptions(DataOptions):
     out: Path = Path("report.json")
     attributes: tuple[str, ...] = TARGET_ATTRIBUTES
     strength: float | None = None  # default: the checkpoint's default_strength
-    n_faces: int = 256
+    n_faces: int = EVALUATED
     opt_steps: int = 100
     batch: int = 64
     photos: int = 20  # whole test photos per kind (training.photos.KINDS); 0 skips them
@@ -90,7 +90,7 @@ def evaluate(opts: EvaluateOptions) -> Path:
                 k = names.index(a)
                 has = labels[sel, k].to(device).bool()
                 sign = torch.where(has, -1.0, 1.0)  # push each face to the other side
-                edited = G(z + (sign * strength)[:, None] * model.directions[k])
+                edited = G(z + model.step(a, sign * strength))
                 pred = clf(edited) > 0
                 reached[a] += int((pred[:, k] == ~has).sum())
                 kept[a] += (pred == base).float().sum(0).cpu()

@@ -19,15 +19,17 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps
+from torch import Tensor
 from tqdm import tqdm
 
+from models.checkpoint import FaceModel
 from training.classifier import AttributeClassifier
 from training.data import IMAGE_DIR, CelebA
 from training.identity import SAME_PERSON, IdentityJudge
 from worker.core.editor import Editor
 from worker.core.engine import Engine
 from worker.core.errors import ServiceError
-from worker.core.faces import warp_to_crop
+from worker.core.faces import Area, warp_to_crop
 from worker.core.latents import Encoded, apply_to_photo
 from worker.core.runner import LocalRunner
 from worker.core.settings import CoreSettings
@@ -95,6 +97,45 @@ def test_photos(data: CelebA, per_kind: int, shipped: Path | None, seed: int = 0
         for path in sorted(shipped.iterdir()):
             photos.append(TestPhoto(path.name, "shipped", path.read_bytes()))
     return photos
+
+
+class PhotoJudge:
+    """The service's own answer on whole photos made from held-out faces (`test_photos`' kinds),
+    judged for identity: calibration's last word, since what is kept on a 64 px crop is not
+    always kept in a photo."""
+
+    def __init__(
+        self, model: FaceModel, clf: AttributeClassifier, data: CelebA, idx: np.ndarray, seed: int = 1
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        settings = CoreSettings(batch_wait_ms=0)
+        self.engine = Engine(model, batch_wait_ms=0)
+        store = MemoryStore()
+        editor = Editor(self.engine, store, LocalRunner(self.engine, store, settings), settings)
+        self.judge = IdentityJudge()
+        self.faces: list[tuple[Encoded, Any, np.ndarray]] = []  # encoded photo, dlib rect, descriptor
+        crops = []
+        for j, i in enumerate(tqdm(idx, desc="calibration photos", unit="photo")):
+            path = data.root / IMAGE_DIR / data.attributes.files[i]
+            try:
+                enc = editor.encode_upload(make_photo(path, KINDS[j % len(KINDS)], rng))
+            except ServiceError:
+                continue
+            assert enc.photo is not None and enc.face_box is not None
+            rect = self.judge.locate(enc.photo.pixels, enc.face_box)
+            self.faces.append((enc, rect, self.judge.descriptor(enc.photo.pixels, rect)))
+            crops.append(_crop_of(enc.photo.pixels, enc, self.engine.image_size))
+        editor.runner.close()
+        self.has = torch.from_numpy(_judge(clf, crops))  # (N, K): the classifier's view of each face
+
+    def same_share(self, step: Tensor, area: Area, group: Tensor) -> float:
+        """Share of the photos in `group` (N,) still the same person after adding `step` (nz,)."""
+        same = []
+        for (enc, rect, ref), chosen in zip(self.faces, group.tolist(), strict=True):
+            if chosen:
+                out = apply_to_photo(self.engine, enc, enc.z[None] + step.cpu(), "change", area)
+                same.append(np.linalg.norm(self.judge.descriptor(out, rect) - ref) < SAME_PERSON)
+        return float(np.mean(same))
 
 
 def _crop_of(photo: np.ndarray, enc: Encoded, size: int) -> np.ndarray:

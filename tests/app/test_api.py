@@ -289,6 +289,7 @@ def test_attributes_generate_health(client: TestClient) -> None:
     assert len(attrs["attributes"]) == 40 and attrs["max_strength"] == 5.0
     smiling = next(a for a in attrs["attributes"] if a["name"] == "Smiling")
     assert smiling["description"] == "adds a smile (negative: a neutral mouth)" and smiling["with_count"] == 10
+    assert smiling["regions"] == ["head"] and smiling["reached"] is None  # an uncalibrated model: the whole head
     strip = client.get("/generate", params={"n": 3, "seed": 1})
     assert Image.open(io.BytesIO(strip.content)).size == (3 * 64, 64)
     assert strip.content == client.get("/generate", params={"n": 3, "seed": 1}).content  # seeded

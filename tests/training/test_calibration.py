@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+
+from models import load_checkpoint
+from tests.app.test_bundled_model import BUNDLED
+from tests.conftest import SHARED
 from training.attributes import Setting, best_setting
+from training.classifier import AttributeClassifier
+from training.data import load_celeba
+from training.photos import PhotoJudge
 from worker.core.faces import HEAD, Area
 
 EYES = Area(regions=("eyes",))
@@ -29,3 +39,17 @@ def test_when_none_reaches_the_one_that_reaches_most_while_keeping_the_person() 
 def test_when_every_setting_loses_the_person_the_one_that_loses_it_least() -> None:
     tried = [Setting(2.0, HEAD, reached=0.5, same=0.90), Setting(3.0, EYES, reached=0.9, same=0.80)]
     assert best_setting(tried, reach=0.85) == tried[0]
+
+
+def test_whole_photos_judge_the_person_as_the_service_answers(tmp_path: Path) -> None:
+    data = load_celeba(SHARED / "celeba-10k", 64, max_images=300, cache_dir=tmp_path)
+    model = load_checkpoint(BUNDLED)
+    idx = data.calibration_idx(6, evaluated=10)
+    assert data.identities is not None and len(idx) == 6
+    assert not set(data.identities[idx]) & set(data.identities[data.val_idx[:10]])  # other people than evaluate's
+    photos = PhotoJudge(model, AttributeClassifier(), data, idx)
+    assert len(photos.faces) >= 5 and photos.has.shape == (len(photos.faces), 40)
+    everyone = torch.ones(len(photos.faces), dtype=torch.bool)
+    assert photos.same_share(torch.zeros(100), HEAD, everyone) == 1.0  # no change: the same person
+    male = model.direction("Male")
+    assert photos.same_share(8 * male / male.norm() * 3, HEAD, everyone) < 1.0  # far enough, someone else

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.editing import RefineOptions, apply_edit, lerp, orthogonalize, slerp
+from models.editing import RefineOptions, lerp, orthogonalize, slerp
 from worker.core import faces
 from worker.core.attributes import ORDER, describe
 from worker.core.engine import Engine
@@ -127,8 +127,8 @@ class Editor:
             raise InvalidParameter("send an image file or a latent_id")
         if paste is None:
             paste = enc.photo is not None
-        directions, area = self._resolve(edits)
-        z_edit = apply_edit(enc.z[None], directions, torch.tensor([s for _, s in edits]))
+        step, area = self._resolve(edits)
+        z_edit = enc.z[None] + step
         if not paste:
             return Rendered(png_bytes(self.engine.render(z_edit)[0]), "image/png", enc.latent_id, False)
         if enc.photo is None or enc.aligned is None:
@@ -139,20 +139,19 @@ class Editor:
         return Rendered(data, media_type, enc.latent_id, True)
 
     def _resolve(self, edits: list[tuple[str, float]]) -> tuple[torch.Tensor, faces.Area]:
-        """The directions (K, nz) of checked edits, built-in or custom, and where they act."""
-        rows, areas = [], []
+        """The summed latent step (nz,) of checked edits, built-in or custom, and where they act."""
+        step, areas = torch.zeros(self.engine.cfg.nz), []
         for a, s in edits:
             if a.startswith(CUSTOM_PREFIX):
                 custom = self.custom_attribute(a)
-                rows.append(torch.tensor(custom["direction"], dtype=torch.float32))
+                step += s * torch.tensor(custom["direction"], dtype=torch.float32)
                 area = faces.Area.from_json(custom)
             else:
-                rows.append(self.engine.direction(a))
+                step += self.engine.step(a, s)
                 area = self.engine.area(a)
             if s != 0:
                 areas.append(area)
-        nz = self.engine.cfg.nz
-        return (torch.stack(rows) if rows else torch.zeros(0, nz)), faces.union(areas)
+        return step, faces.union(areas)
 
     # --- custom attributes ----------------------------------------------------------------
 
@@ -226,9 +225,18 @@ class Editor:
         return imgs, [e.latent_id for e in encs]
 
     def attributes(self) -> list[dict[str, Any]]:
+        """Each attribute: what it does, its training counts, where it acts and what strength 1
+        did on held-out faces when it was calibrated."""
         counts = self.engine.model.meta.get("attributes", {})
+        calibrated = self.engine.model.meta.get("directions", {}).get("calibration", {}).get("attributes", {})
         return [
-            {"name": n, "description": describe(n), **{k: counts.get(n, {}).get(k) for k in ("with", "without")}}
+            {
+                "name": n,
+                "description": describe(n),
+                **{k: counts.get(n, {}).get(k) for k in ("with", "without")},
+                "regions": list(self.engine.area(n).regions),
+                **{k: calibrated.get(n, {}).get(k) for k in ("reached", "same_person")},
+            }
             for n in sorted(self.engine.attribute_names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
         ]  # most useful first
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from models.checkpoint import FaceModel, load_checkpoint
-from models.editing import RefineOptions, apply_edit, refine_latent
+from models.editing import RefineOptions, refine_latent
 from models.geometry import FaceGeometry
 from worker.core.faces import Area
 
@@ -87,13 +87,13 @@ class Engine:
         calibrated = self.model.meta.get("directions", {}).get("calibration", {}).get("attributes", {})
         return Area.from_json(calibrated.get(name, {}))
 
+    def step(self, name: str, strength: float) -> Tensor:
+        """The latent step (nz,) of a built-in attribute at this strength, on the CPU."""
+        return self.model.step(name, torch.tensor([strength]))[0].cpu()
+
     def edit_latent(self, z: Tensor, edits: list[tuple[str, float]]) -> Tensor:
-        """z (B, nz) + sum of strength * direction over (attribute, strength) pairs; names must be known."""
-        if not edits:
-            return z
-        assert self.model.directions is not None
-        rows = [self.attribute_names.index(a) for a, _ in edits]
-        return apply_edit(z, self.model.directions[rows].cpu(), torch.tensor([s for _, s in edits]))
+        """z (B, nz) + the sum of the steps of (attribute, strength) pairs; names must be known."""
+        return z + sum((self.step(a, s) for a, s in edits), torch.zeros(z.shape[1]))
 
     # --- the two forward passes -------------------------------------------------------
 

@@ -21,7 +21,13 @@ def attributes(editor: EditorDep, settings: SettingsDep) -> AttributesResponse:
     return AttributesResponse(
         attributes=[
             AttributeInfo(
-                name=a["name"], description=a["description"], with_count=a["with"], without_count=a["without"]
+                name=a["name"],
+                description=a["description"],
+                with_count=a["with"],
+                without_count=a["without"],
+                regions=a["regions"],
+                reached=a["reached"],
+                same_person=a["same_person"],
             )
             for a in editor.attributes()
         ],
