@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,24 @@ class Setting:
         return self.same >= SAME_PERSON_SHARE
 
 
+def longest_kept(lengths: list[float], same_at: Callable[[float], float]) -> list[tuple[float, float]]:
+    """The (length, share kept) pairs asked while finding the longest of `lengths` (ascending)
+    that keeps the person: the longest first, then by halves, since identity only falls as the
+    step grows. The judge is the slow part of calibration; this asks it about log2(n) times."""
+    asked: dict[float, float] = {}
+
+    def kept(i: int) -> bool:
+        asked[lengths[i]] = same_at(lengths[i])
+        return asked[lengths[i]] >= SAME_PERSON_SHARE
+
+    lo, hi = -1, len(lengths) - 1  # lengths[lo] keeps the person (or lo = -1); lengths[hi] does not
+    if not kept(hi):
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if kept(mid) else (lo, mid)
+    return list(asked.items())
+
+
 def best_setting(tried: list[Setting], reach: float) -> Setting:
     """Identity first: among the settings that keep the person, the one that keeps it best
     among those reaching `reach` (then the shorter), else the one reaching most; when none
@@ -248,11 +267,15 @@ class Calibration:
             group = self.photos.has[:, k] == (sign < 0)  # photos on this side's start
             if int(group.sum()) < MIN_SIDE_FACES:
                 continue  # too few photos to judge: the crops' length stands
-            for length in sorted((n for n in LENGTHS if n <= lengths[side]), reverse=True):
-                kept[side] = self.photos.same_share(sign * length * unit, area, group)
-                lengths[side] = length
-                if kept[side] >= SAME_PERSON_SHARE:
-                    break
+            step = sign * unit
+
+            def same_at(length: float, step: Tensor = step, group: Tensor = group) -> float:
+                assert self.photos is not None
+                return self.photos.same_share(length * step, area, group)
+
+            asked = longest_kept([n for n in LENGTHS if n <= lengths[side]], same_at)
+            ok = [(n, same) for n, same in asked if same >= SAME_PERSON_SHARE] or [min(asked)]
+            lengths[side], kept[side] = max(ok)
         return kept
 
     def search(self, k: int, away: Tensor, has: Tensor, areas: tuple[Area, ...], group: Tensor) -> list[Setting]:
@@ -266,11 +289,12 @@ class Calibration:
                 continue  # cannot beat what is already kept
             enough = [n for n in LENGTHS if reached[n] >= self.reach]
             top = enough[0] if enough else max(LENGTHS, key=lambda n: (reached[n], -n))
-            for length in sorted((n for n in LENGTHS if n <= top), reverse=True):  # shorter keeps more
-                same = self.identity.same_share(edited[length], group) if self.identity else 1.0
+
+            def same_at(length: float, edited: dict[float, Tensor] = edited) -> float:
+                return self.identity.same_share(edited[length], group) if self.identity else 1.0
+
+            for length, same in longest_kept([n for n in LENGTHS if n <= top], same_at):
                 tried.append(Setting(length, area, reached[length], same))
-                if same >= SAME_PERSON_SHARE:
-                    break
         return tried
 
 

@@ -9,7 +9,7 @@ import torch
 from models import load_checkpoint
 from tests.app.test_bundled_model import BUNDLED
 from tests.conftest import SHARED
-from training.attributes import Setting, best_setting
+from training.attributes import Setting, best_setting, longest_kept
 from training.classifier import AttributeClassifier
 from training.data import load_celeba
 from training.photos import PhotoJudge
@@ -53,3 +53,18 @@ def test_whole_photos_judge_the_person_as_the_service_answers(tmp_path: Path) ->
     assert photos.same_share(torch.zeros(100), HEAD, everyone) == 1.0  # no change: the same person
     male = model.direction("Male")
     assert photos.same_share(8 * male / male.norm() * 3, HEAD, everyone) < 1.0  # far enough, someone else
+
+
+def test_the_longest_length_that_keeps_the_person_is_found_in_few_questions() -> None:
+    lengths = [2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 10.0]
+    asked: list[float] = []
+
+    def same_at(n: float) -> float:
+        asked.append(n)
+        return 1.0 if n <= 4.0 else 0.5  # identity falls as the step grows
+
+    pairs = longest_kept(lengths, same_at)
+    assert max(n for n, same in pairs if same >= 0.95) == 4.0 and len(asked) <= 4
+    never = longest_kept(lengths, lambda n: 0.9)
+    assert min(never)[0] == 2.0 and len(never) <= 5  # never kept: down to the shortest
+    assert longest_kept(lengths, lambda n: 1.0) == [(10.0, 1.0)]  # the longest is kept: one question
