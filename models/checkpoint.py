@@ -73,12 +73,16 @@ class FaceModel:
             raise KeyError(name)
         return self.directions[self.attribute_names.index(name)]
 
+    def calibration(self, name: str) -> dict[str, Any]:
+        """What calibration chose for `name` (lengths, area, what it reached); {} if never calibrated."""
+        return dict(self.meta.get("directions", {}).get("calibration", {}).get("attributes", {}).get(name, {}))
+
     def step(self, name: str, strength: Tensor) -> Tensor:
         """strength (B,) -> latent steps (B, nz) along `name`'s direction. The direction's length
         is strength 1 for adding the attribute; a calibration may give removing it a length of
         its own (`remove_length`), so strength -1 also reaches the other side."""
         v = self.direction(name)
-        cal = self.meta.get("directions", {}).get("calibration", {}).get("attributes", {}).get(name, {})
+        cal = self.calibration(name)
         remove = float(cal.get("remove_length", cal.get("length", 1.0))) / float(cal.get("length", 1.0))
         strength = strength.to(v.device, v.dtype)
         return (strength * torch.where(strength < 0, remove, 1.0))[:, None] * v

@@ -63,3 +63,21 @@ def test_edits_change_the_face_smoothly(bundled: TestClient, photos: Path) -> No
 
     base, small, large = edit(0), edit(0.5), edit(2.0)
     assert 0 < l2(small, base).item() < l2(large, base).item()  # further the stronger the edit
+
+
+def test_an_edit_leaves_what_lies_outside_its_area(bundled: TestClient, photos: Path) -> None:
+    attrs = {a["name"]: a for a in bundled.get("/attributes").json()["attributes"]}
+    assert all(0 <= attrs[n]["reached"] <= 1 and 0 <= attrs[n]["same_person"] <= 1 for n in ("Smiling", "Male"))
+    inner = sorted(n for n, a in attrs.items() if not {"head", "hair"} & set(a["regions"]))
+    assert inner, "the calibration confined no edit to the face, eyes or mouth"
+    data = (photos / "astronaut.png").read_bytes()
+    r = bundled.post("/encode", files={"file": ("a.png", data)}).json()
+    x, y, w, h = r["face_box"]
+    original = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    for name in inner:
+        out = bundled.post("/edit", params={"latent_id": r["latent_id"], "attribute": name, "strength": 2})
+        edited = np.asarray(Image.open(io.BytesIO(out.content)).convert("RGB")).astype(int)  # PNG in, PNG out
+        moved = np.abs(edited - original).max(2)
+        assert moved[y : y + h, x : x + w].max() > 8, name  # the face changed
+        above = moved[max(0, y - h // 3) : y - h // 10, x : x + w]  # hair and background above the face
+        assert above.max() == 0, name

@@ -228,14 +228,13 @@ class Editor:
         """Each attribute: what it does, its training counts, where it acts and what strength 1
         did on held-out faces when it was calibrated."""
         counts = self.engine.model.meta.get("attributes", {})
-        calibrated = self.engine.model.meta.get("directions", {}).get("calibration", {}).get("attributes", {})
         return [
             {
                 "name": n,
                 "description": describe(n),
                 **{k: counts.get(n, {}).get(k) for k in ("with", "without")},
                 "regions": list(self.engine.area(n).regions),
-                **{k: calibrated.get(n, {}).get(k) for k in ("reached", "same_person")},
+                **{k: self.engine.model.calibration(n).get(k) for k in ("reached", "same_person")},
             }
             for n in sorted(self.engine.attribute_names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
         ]  # most useful first

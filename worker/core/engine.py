@@ -84,8 +84,7 @@ class Engine:
     def area(self, name: str) -> Area:
         """Where a built-in attribute's edit acts, as calibrated (the whole head for checkpoints
         calibrated without areas)."""
-        calibrated = self.model.meta.get("directions", {}).get("calibration", {}).get("attributes", {})
-        return Area.from_json(calibrated.get(name, {}))
+        return Area.from_json(self.model.calibration(name))
 
     def step(self, name: str, strength: float) -> Tensor:
         """The latent step (nz,) of a built-in attribute at this strength, on the CPU."""
