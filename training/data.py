@@ -150,7 +150,8 @@ class CelebA:
     def calibration_idx(self, n: int, evaluated: int) -> np.ndarray:
         """n held-out faces from the end of the split, of people not among its first `evaluated`
         faces (the ones `evaluate` judges): calibrating on the people the figures are measured
-        on would flatter them."""
+        on would flatter them. A small split gives its second half to calibration."""
+        evaluated = min(evaluated, len(self.val_idx) // 2)
         judged = set() if self.identities is None else set(self.identities[self.val_idx[:evaluated]].tolist())
         tail = [
             i for i in self.val_idx[evaluated:][::-1] if self.identities is None or self.identities[i] not in judged
