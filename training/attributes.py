@@ -7,11 +7,13 @@
 3. Conditioning (InterFaceGAN, Shen et al. 2020): v_a loses its components along the
    directions of the attributes a user expects to stay (`KEEP`), so Smiling does not move
    High_Cheekbones and Eyeglasses does not change the sex.
-4. Calibration (with `--classifier`): each direction's length and its mask focus are chosen
-   so that strength 1, applied as the service applies it (the face + mask * (G(z + v) -
-   G(z))), keeps the person in >= 95% of held-out faces (dlib's identity judge, when
-   installed) and, within that, moves `--reach` of them to the other side of the attribute
-   by the classifier's judgement, or as many as it can.
+4. Calibration (with `--classifier`, `Calibration`): each direction's area (where in the face
+   it acts) and its lengths for adding and removing are chosen so that strength 1, applied
+   as the service applies it (the face + mask * (G(z + v) - G(z))), keeps the person in
+   >= 95% of held-out faces, then of whole photos (dlib's identity judge, when installed)
+   and, within that, moves `--reach` of them to the other side of the attribute by the
+   classifier's judgement, or as many as it can. Calibration faces are people `evaluate`
+   does not judge.
 """
 
 from __future__ import annotations
@@ -212,8 +214,8 @@ class Calibration:
     The area is chosen on all faces; then adding and removing the attribute each get their own
     length (a smile is added by a shorter step than it is taken away), when enough judged faces
     are on that side. For each try the classifier's count is cheap and the identity judge is
-    not: it is asked only at the shortest length reaching `reach` (or the one reaching most),
-    then at shorter ones until the person is kept. `best_setting` picks among those. Last, with
+    not: it is asked at the shortest length reaching `reach` (or the one reaching most), then
+    by halves at shorter ones (`longest_kept`). `best_setting` picks among those. Last, with
     `photos`, each side's length is checked as the service answers, on whole photos, and
     shortened until the person is kept there too.
     """
