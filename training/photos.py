@@ -99,6 +99,13 @@ def test_photos(data: CelebA, per_kind: int, shipped: Path | None, seed: int = 0
     return photos
 
 
+def local_editor(engine: Engine) -> Editor:
+    """The service's editor on this engine, in-process: photos go through exactly its pipeline."""
+    settings = CoreSettings(batch_wait_ms=0)
+    store = MemoryStore()
+    return Editor(engine, store, LocalRunner(engine, store, settings), settings)
+
+
 class PhotoJudge:
     """The service's own answer on whole photos made from held-out faces (`test_photos`' kinds),
     judged for identity: calibration's last word, since what is kept on a 64 px crop is not
@@ -108,10 +115,8 @@ class PhotoJudge:
         self, model: FaceModel, clf: AttributeClassifier, data: CelebA, idx: np.ndarray, seed: int = 1
     ) -> None:
         rng = np.random.default_rng(seed)
-        settings = CoreSettings(batch_wait_ms=0)
         self.engine = Engine(model, batch_wait_ms=0)
-        store = MemoryStore()
-        editor = Editor(self.engine, store, LocalRunner(self.engine, store, settings), settings)
+        editor = local_editor(self.engine)
         self.judge = IdentityJudge()
         self.faces: list[tuple[Encoded, Any, np.ndarray]] = []  # encoded photo, dlib rect, descriptor
         crops = []
@@ -171,10 +176,8 @@ def evaluate_photos(
     sheet_rows: int = 20,
 ) -> dict[str, Any]:
     """Faces found, identity kept and attributes reached on whole photos, per blend; and a sheet."""
-    settings = CoreSettings(checkpoint=checkpoint, batch_wait_ms=0)
     engine = Engine.from_checkpoint(str(checkpoint), "cpu", batch_wait_ms=0)
-    store = MemoryStore()
-    editor = Editor(engine, store, LocalRunner(engine, store, settings), settings)
+    editor = local_editor(engine)
     judge = IdentityJudge()
     size = engine.image_size
     blends = ("change", "generated")

@@ -23,7 +23,7 @@ from worker.core import faces
 from worker.core.attributes import ORDER, describe
 from worker.core.engine import Engine
 from worker.core.errors import InvalidParameter, NotFound, NotReady, ServiceError
-from worker.core.images import Photo, decode_image, decode_photo, encode_like, png_bytes
+from worker.core.images import Photo, decode_image, decode_upload, encode_like, png_bytes
 from worker.core.jobs import JobRecord, check_job, read_job, write_job
 from worker.core.latents import Blend, Encoded, apply_to_photo, load_face, new_id, save_face
 from worker.core.runner import JobRunner
@@ -51,16 +51,22 @@ class Editor:
         # Whole photos are the memory-heavy part of a request: a few at a time, the rest wait.
         self._photos = threading.BoundedSemaphore(settings.photo_concurrency)
 
-    def _decode(self, data: bytes) -> Photo:
-        return decode_photo(data, self.settings.max_image_pixels, self.settings.max_photo_pixels)
-
     # --- faces and latents --------------------------------------------------------------
 
     def encode_upload(self, data: bytes, face: int = 0, aligned: bool = False, refine: bool = True) -> Encoded:
         """Decode, find and align the face, invert it (E(x), then refined), and store it."""
+        opts = None
+        if refine and self.settings.refine_steps:
+            opts = RefineOptions(steps=self.settings.refine_steps, budget_s=self.settings.refine_budget_ms / 1000)
+        enc = self._invert(data, face, aligned, opts)
+        save_face(self.store, enc, data, self.settings.latent_ttl_s)
+        return enc
+
+    def _invert(self, data: bytes, face: int = 0, aligned: bool = False, opts: RefineOptions | None = None) -> Encoded:
+        """The upload's face found, aligned and inverted: E(x), then refined with `opts`; not stored."""
         size = self.engine.image_size
         with self._photos:
-            photo = self._decode(data)
+            photo = decode_upload(data, self.settings)
             if aligned:
                 crop, box, boxes = faces.whole_image(photo.pixels, size), None, []
             else:
@@ -69,13 +75,10 @@ class Editor:
                 boxes = [f.box for f in every]
         z = self.engine.encode(crop.pixels[None])[0]
         stats: dict[str, float] = {}
-        if refine and self.settings.refine_steps:
-            opts = RefineOptions(steps=self.settings.refine_steps, budget_s=self.settings.refine_budget_ms / 1000)
+        if opts is not None:
             z_opt, stats = self.engine.refine(crop.pixels, crop.valid, z[None], opts)
             z = z_opt[0]
-        enc = Encoded(new_id(), z, crop, photo, faces.is_grayscale(photo.pixels), box, boxes, stats)
-        save_face(self.store, enc, data, self.settings.latent_ttl_s)
-        return enc
+        return Encoded(new_id(), z, crop, photo, faces.is_grayscale(photo.pixels), box, boxes, stats)
 
     def load(self, latent_id: str, with_photo: bool = False) -> Encoded:
         """A face stored by an earlier request; its photo decoded only when asked for."""
@@ -83,7 +86,7 @@ class Editor:
 
     def _decode_limited(self, data: bytes) -> Photo:
         with self._photos:
-            return self._decode(data)
+            return decode_upload(data, self.settings)
 
     # --- edits --------------------------------------------------------------------------
 
@@ -174,7 +177,7 @@ class Editor:
             zs = []
             for i, data in enumerate(group):
                 try:
-                    zs.append(self._invert(data, opts))
+                    zs.append(self._invert(data, opts=opts).z)
                 except ServiceError as e:
                     raise type(e)(f"photo {i + 1} {label} the look: {e.message}", **e.detail) from e
             latents[label] = torch.stack(zs)
@@ -196,14 +199,6 @@ class Editor:
         }
         self.store.put(key("attribute", record["id"]), json.dumps(record).encode(), record["expires_in_s"])
         return record
-
-    def _invert(self, data: bytes, opts: RefineOptions) -> torch.Tensor:
-        with self._photos:
-            photo = self._decode(data)
-            found, _ = faces.find_face(photo.pixels)
-            crop = faces.align(photo.pixels, found, self.engine.image_size, self.engine.geometry)
-        z = self.engine.encode(crop.pixels[None])
-        return self.engine.refine(crop.pixels, crop.valid, z, opts)[0][0]
 
     def custom_attribute(self, attribute_id: str) -> dict[str, Any]:
         raw = self.store.get(key("attribute", attribute_id))

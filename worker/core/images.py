@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from worker.core.errors import BadImage, NotAnImage, TooLarge
+from worker.core.settings import CoreSettings
 
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -61,6 +62,11 @@ def decode_photo(data: bytes, max_pixels: int, work_pixels: int | None = None) -
         raise BadImage(f"the image is damaged or truncated: {e}") from e
     exif = upright.getexif()
     return Photo(_rgb(upright), fmt, exif.tobytes() if len(exif) else b"")
+
+
+def decode_upload(data: bytes, settings: CoreSettings) -> Photo:
+    """An upload decoded within the service's limits: its pixels checked, big photos scaled."""
+    return decode_photo(data, settings.max_image_pixels, settings.max_photo_pixels)
 
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:

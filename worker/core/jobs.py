@@ -17,6 +17,7 @@ The record, not the worker that happens to run the job, says where the job is:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from models.editing import OptimizeOptions, optimize_latent
 from worker.core.engine import Engine
 from worker.core.errors import Unavailable
 from worker.core.faces import Aligned
-from worker.core.images import Photo, decode_photo, encode_like, png_bytes
+from worker.core.images import decode_upload, encode_like, png_bytes
 from worker.core.latents import apply_to_photo, load_face
 from worker.core.settings import CoreSettings
 from worker.core.store import Store, key
@@ -130,12 +131,9 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
     write_job(store, job, ttl_s)
     deadline = time.monotonic() + settings.job_time_limit_s
 
-    def decode(data: bytes) -> Photo:
-        return decode_photo(data, settings.max_image_pixels, settings.max_photo_pixels)
-
     try:
         p = job.params
-        face = load_face(store, p["latent_id"], decode)
+        face = load_face(store, p["latent_id"], functools.partial(decode_upload, settings=settings))
         target_face = load_face(store, p["target_id"]) if p.get("target_id") else face
         if target_face.aligned is None:
             raise LookupError("the face to edit has no aligned crop (a generated face): give a target_id")

@@ -57,7 +57,7 @@ async def create_custom_attribute(
     with_data = [await f.read() for f in with_look]
     without_data = [await f.read() for f in without_look]
     record = await run_in_threadpool(editor.create_attribute, name, with_data, without_data, keep)
-    return CustomAttribute(**{k: v for k, v in record.items() if k not in ("direction", "focus", "regions")})
+    return CustomAttribute.model_validate(record)  # fields it does not list (direction, area) are left out
 
 
 @router.get(
@@ -68,7 +68,7 @@ async def create_custom_attribute(
 async def custom_attribute(editor: EditorDep, attribute_id: Annotated[str, Path(max_length=64)]) -> CustomAttribute:
     """A custom attribute's name, examples and what it keeps."""
     record = await run_in_threadpool(editor.custom_attribute, attribute_id)
-    return CustomAttribute(**{k: v for k, v in record.items() if k not in ("direction", "focus", "regions")})
+    return CustomAttribute.model_validate(record)  # fields it does not list (direction, area) are left out
 
 
 @health_router.get("/health", response_model=Health)
