@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,3 +194,14 @@ def make_client(tiny_checkpoint: Path) -> Iterator[Any]:
 @pytest.fixture
 def client(make_client: Any) -> Any:
     return make_client()  # type: ignore[no-any-return]
+
+
+def wait_for_job(client: Any, job_id: str, timeout: float = 180) -> dict[str, Any]:
+    """Poll a job until it has ended (a generous deadline: jobs on a busy 2-core machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/jobs/{job_id}").json()
+        if body["status"] in ("succeeded", "failed"):
+            return body  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")

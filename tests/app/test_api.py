@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+
+from tests.conftest import wait_for_job
 
 
 def _img(content: bytes) -> np.ndarray:
@@ -203,16 +204,6 @@ def test_interpolation_formats(client: TestClient, photos: Path) -> None:
     assert client.get("/interpolate", params={"from": a, "to": "gone"}).status_code == 404
 
 
-def _wait(client: TestClient, job_id: str, timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(f"/jobs/{job_id}").json()
-        if body["status"] in ("succeeded", "failed"):
-            return body  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
-
-
 def test_optimized_edit_job(client: TestClient, photos: Path) -> None:
     lid = _encode(client, photos / "astronaut.png")["latent_id"]
     r = client.post(
@@ -221,7 +212,7 @@ def test_optimized_edit_job(client: TestClient, photos: Path) -> None:
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["status"] == "queued" and job["result_url"] == f"/jobs/{job['job_id']}/result"
-    done = _wait(client, job["job_id"])
+    done = wait_for_job(client, job["job_id"])
     assert done["status"] == "succeeded" and done["progress"] == 1.0 and done["step"] == 10
     img = client.get(job["result_url"])  # the user's photo with the optimised change applied
     assert img.status_code == 200 and Image.open(io.BytesIO(img.content)).size == (512, 512)
@@ -280,7 +271,7 @@ def test_full_queue_answers_429(make_client: Any, photos: Path) -> None:
     assert second.status_code == 429 and "limit" in second.json()["detail"]
     early = client.get(first.json()["result_url"])
     assert early.status_code in (200, 409)  # 409 while it runs; the job is not lost
-    assert _wait(client, first.json()["job_id"])["status"] == "succeeded"
+    assert wait_for_job(client, first.json()["job_id"])["status"] == "succeeded"
     assert client.post("/edits/optimized", json={"latent_id": lid, "steps": 5}).status_code == 202
 
 
@@ -369,7 +360,7 @@ def test_brush_edit_paints_strokes_into_the_users_photo(client: TestClient, phot
     body = {"latent_id": lid, "steps": 10, "strokes": _data_url(strokes), "mask": _data_url(mask)}
     r = client.post("/edits/optimized", json=body)
     assert r.status_code == 202, r.text
-    assert _wait(client, r.json()["job_id"])["status"] == "succeeded"
+    assert wait_for_job(client, r.json()["job_id"])["status"] == "succeeded"
     result = client.get(r.json()["result_url"])
     assert result.headers["content-type"] == "image/png"  # the astronaut is a PNG: the photo comes back as one
     assert Image.open(io.BytesIO(result.content)).size == (512, 512)

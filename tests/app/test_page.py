@@ -52,6 +52,7 @@ def bundled_server() -> Iterator[str]:
 def _open(browser, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(SLOW)  # every wait below: a condition, with a deadline a busy machine meets
     page.goto(url + "/")
     page.wait_for_function("document.querySelectorAll('input[data-attribute]').length === 40")
     return page

@@ -3,7 +3,6 @@ serves its checkpoint without special cases."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from PIL import Image
 from app.main import create_app
 from app.settings import Settings
 from models import load_checkpoint
+from tests.conftest import wait_for_job
 from training.__main__ import main
 
 TINY = ["--ngf", "4", "--ndf", "4", "--nz", "8", "--batch", "8", "--device", "cpu", "--kimg", "0.032"]
@@ -81,8 +81,4 @@ def test_the_service_serves_any_family(trained: dict[str, Path], family: str, ph
             assert job.status_code == 422 and family in job.json()["detail"] and "lambda2=0" in job.json()["detail"]
             job = client.post("/edits/optimized", json={"latent_id": lid, "steps": 3, "lambda2": 0})
         assert job.status_code == 202, job.text
-        deadline = time.monotonic() + 120
-        while (status := client.get(job.json()["status_url"]).json()["status"]) not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        assert status == "succeeded"
+        assert wait_for_job(client, job.json()["job_id"])["status"] == "succeeded"
