@@ -26,8 +26,25 @@ from models.networks import (
     ModelConfig,
     build_encoder,
 )
+from models.projected import CondGenerator, FeatureEncoder, ProjectedDiscriminator
 
 FORMAT_VERSION = 1
+
+
+def build_generator(cfg: ModelConfig) -> nn.Module:
+    """G of the family: latent (B, cfg.latent_size) -> image."""
+    return CondGenerator(cfg) if cfg.family == "cgan" else Generator(cfg)
+
+
+def build_discriminator(cfg: ModelConfig) -> nn.Module:
+    """D of the family (the projected one gets its frozen features from their package)."""
+    return ProjectedDiscriminator(cfg).attach_features() if cfg.family == "cgan" else Discriminator(cfg)
+
+
+def build_any_encoder(cfg: ModelConfig) -> nn.Module:
+    return FeatureEncoder(cfg).attach_features() if cfg.encoder == "features" else build_encoder(cfg)
+
+
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
@@ -178,17 +195,19 @@ def load_checkpoint(
 
     if not any(k.startswith("G.") for k in tensors):
         raise CheckpointError(f"{path}: has no generator weights (G.*)")
-    model = FaceModel(cfg, part("G", Generator(cfg)))  # type: ignore[arg-type]
+    model = FaceModel(cfg, part("G", build_generator(cfg)))  # type: ignore[arg-type]
     saved = config.get("parts", [])
     if "D" in parts and "D" in saved:
-        model.D = part("D", Discriminator(cfg))  # type: ignore[assignment]
+        model.D = part("D", build_discriminator(cfg))  # type: ignore[assignment]
     if "E" in parts and "E" in saved:
-        model.E = part("E", build_encoder(cfg))  # type: ignore[assignment]
+        model.E = part("E", build_any_encoder(cfg))  # type: ignore[assignment]
     names = config.get("attribute_names", [])
     if "directions" in tensors:
         d = tensors["directions"].float()
-        if d.dim() != 2 or d.shape != (len(names), cfg.nz):
-            raise CheckpointError(f"{path}: directions have shape {tuple(d.shape)}, expected ({len(names)}, {cfg.nz})")
+        if d.dim() != 2 or d.shape != (len(names), cfg.latent_size):
+            raise CheckpointError(
+                f"{path}: directions have shape {tuple(d.shape)}, expected ({len(names)}, {cfg.latent_size})"
+            )
         model.directions = d
         model.attribute_names = list(names)
     if "face_geometry" in config:  # older checkpoints were all trained on CelebA's alignment

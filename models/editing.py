@@ -74,7 +74,11 @@ def objective(
     img = G(z)
     pixel = (l1 if opts.loss == "l1" else l2)(img, target, mask)
     prior = ((z - z0) ** 2).mean(1)  # mean over nz so lambda1 does not depend on latent size
-    realism = D(img) if D is not None and opts.lambda2 else torch.zeros_like(pixel)
+    realism = torch.zeros_like(pixel)
+    if D is not None and opts.lambda2:
+        cfg = getattr(G, "cfg", None)
+        # a conditional D judges the image as a face with the labels y that the latent asks for
+        realism = D(img, z[:, cfg.nz :]) if cfg is not None and cfg.conditions else D(img)
     return pixel + opts.lambda1 * prior - opts.lambda2 * realism
 
 

@@ -15,11 +15,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-ENCODER_KINDS = ("fc", "conv", "transfer")
+ENCODER_KINDS = (
+    "fc",
+    "conv",
+    "transfer",
+    "features",
+)  # features: frozen EfficientNet-Lite0 + head (models/projected.py)
 # Generative families (see training/gan.py): the GANs have a post-hoc encoder; the VAE and
 # VAE-GAN encoders output a Gaussian (mu, log sigma^2); BiGAN learns E jointly against a
 # discriminator on (x, z) pairs.
-FAMILIES = ("dcgan", "wgan-gp", "vae", "vaegan", "bigan")
+# "cgan" is attribute-conditional: G(z, y) against a projected discriminator on frozen pretrained
+# features (models/projected.py); its latent is z and y side by side.
+FAMILIES = ("dcgan", "wgan-gp", "vae", "vaegan", "bigan", "cgan")
 VARIATIONAL = ("vae", "vaegan")
 
 
@@ -35,8 +42,13 @@ class ModelConfig:
     encoder: str = "transfer"  # one of ENCODER_KINDS
     fc_hidden: int = 512  # hidden units of the fully-connected encoder
     family: str = "dcgan"  # one of FAMILIES: how G and E were trained
+    conditions: tuple[str, ...] = ()  # cgan: the attributes G takes, in the order of y
+    feature_size: int = 128  # cgan: the side images are resized to for the frozen feature network
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "conditions", tuple(self.conditions))  # JSON gives a list
+        if (self.family == "cgan") != bool(self.conditions):
+            raise ValueError("the cgan family needs conditions (attribute names), and only it takes them")
         if self.family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if self.image_size not in (64, 128):
@@ -46,6 +58,11 @@ class ModelConfig:
         for name in ("nz", "ngf", "ndf", "nc", "fc_hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
+
+    @property
+    def latent_size(self) -> int:
+        """Width of the latent the service stores and edits: z, then y for a conditional G."""
+        return self.nz + len(self.conditions)
 
     @property
     def n_mid(self) -> int:
@@ -66,7 +83,7 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -143,7 +160,7 @@ class FCEncoder(nn.Module):
             nn.Flatten(),
             nn.Linear(cfg.nc * cfg.image_size**2, cfg.fc_hidden),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(cfg.fc_hidden, cfg.nz),
+            nn.Linear(cfg.fc_hidden, cfg.latent_size),
         )
         self.apply(init_weights)
 
@@ -164,13 +181,13 @@ class ConvEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.trunk = _conv_trunk(cfg)
-        out = 2 * cfg.nz if cfg.family in VARIATIONAL else cfg.nz
-        # (ndf * 2**n_mid) x 4 x 4 -> nz (or 2 nz: mu and log sigma^2)
+        out = 2 * cfg.nz if cfg.family in VARIATIONAL else cfg.latent_size
+        # (ndf * 2**n_mid) x 4 x 4 -> latent (or 2 nz: mu and log sigma^2)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(cfg.ndf * 2**cfg.n_mid * 16, out))
         self.apply(init_weights)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.trunk(x))[:, : self.cfg.nz]
+        return self.head(self.trunk(x))[:, : self.cfg.latent_size]
 
     def distribution(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(mu, log sigma^2), each (B, nz), of a variational encoder."""
@@ -217,3 +234,13 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         pe.lerp_(pm.detach(), 1.0 - decay)
     for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
         be.copy_(bm)
+
+
+def sample_latents(G: nn.Module, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """n latents from G's prior: N(0, I) for the unconditional families; a conditional G also
+    draws its labels (CondGenerator.sample). On the CPU unless G says otherwise."""
+    sample = getattr(G, "sample", None)
+    if sample is not None:
+        return sample(n, generator)  # type: ignore[no-any-return]
+    cfg: ModelConfig = G.cfg  # type: ignore[assignment]
+    return torch.randn(n, cfg.nz, generator=generator)

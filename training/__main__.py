@@ -13,13 +13,14 @@ import sys
 import types
 import typing
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from training.gan import BiganOptions, GanOptions, VaeGanOptions, VaeOptions, train_gan
+from training.gan import BiganOptions, CganOptions, GanOptions, VaeGanOptions, VaeOptions, train_gan
+from training.runs import jsonable
 
 COMMANDS: dict[str, tuple[type, Callable[[Any], object], str]] = {
     "gan": (GanOptions, train_gan, "train a GAN (G, D): --loss dcgan or wgan-gp"),
+    "cgan": (CganOptions, train_gan, "train the attribute-conditional GAN G(z, y) with a projected discriminator"),
     "vae": (VaeOptions, train_gan, "train a VAE (E, G)"),
     "vaegan": (VaeGanOptions, train_gan, "train a VAE-GAN (E, G, D; reconstruction in D's feature space)"),
     "bigan": (BiganOptions, train_gan, "train a BiGAN / ALI (E and G jointly against a pair discriminator)"),
@@ -30,6 +31,7 @@ def _register() -> None:
     from training.attributes import AttributeOptions, compute_attributes
     from training.bench import BenchOptions, run_bench
     from training.classifier import ClassifierOptions, train_classifier
+    from training.curve import CurveOptions, quality_curve
     from training.encoder import EncoderOptions, train_encoder
     from training.evaluate import EvaluateOptions, evaluate
 
@@ -40,6 +42,7 @@ def _register() -> None:
             "classifier": (ClassifierOptions, train_classifier, "attribute classifier used by evaluate"),
             "evaluate": (EvaluateOptions, evaluate, "reconstruction and edit-quality report"),
             "bench": (BenchOptions, run_bench, "training throughput against a reference step"),
+            "curve": (CurveOptions, quality_curve, "sample quality (FD in frozen features) over CPU minutes of runs"),
         }
     )
 
@@ -86,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if dry_run:
-        print(
-            json.dumps(
-                {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()}, indent=2
-            )
-        )
+        print(json.dumps(jsonable(options), indent=2))
         return 0
     result = fn(options)
     print(result)

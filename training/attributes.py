@@ -62,6 +62,8 @@ class AttributeOptions(DataOptions):
     calibration_faces: int = 128
     calibration_photos: int = 60  # whole photos (training.photos kinds) each length is checked on last; 0: none
     identity: bool = True  # keep the person (dlib's judge, if installed) before reaching the attribute
+    latent_faces: int | None = None  # invert only this many training faces for the mean-difference directions
+    only: tuple[str, ...] = ()  # calibrate only these attributes (default: every one with a direction)
 
 
 def invert_all(
@@ -127,6 +129,9 @@ def applied_edit(model: FaceModel, x: Tensor, z: Tensor, step: Tensor, area: Are
 # region. Longer steps and looser masks reach more attributes by the classifier's count, but
 # past a point the person is lost (MODEL_CARD.md has the trade-off).
 LENGTHS = (2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 10.0)
+# The conditional family's attributes it was trained on move along y, in label units: 2 takes a
+# face from -1 (has not) to +1 (has); a little past that is allowed, far past is extrapolation.
+LABEL_LENGTHS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 AREAS: tuple[Area, ...] = (
     HEAD,
     Area(focus=(0.1, 0.35)),
@@ -227,10 +232,13 @@ class Calibration:
     reach: float
     identity: CropIdentity | None = None
     photos: PhotoJudge | None = None
+    label_axes: tuple[int, ...] = ()  # attributes whose direction is a label axis of a conditional G
+    lengths: tuple[float, ...] = LENGTHS  # the lengths tried for the attribute being calibrated
 
     @torch.no_grad()
     def attribute(self, k: int) -> dict[str, Any]:
         assert self.model.directions is not None
+        self.lengths = LABEL_LENGTHS if k in self.label_axes else LENGTHS
         v = self.model.directions[k]
         unit, has = v / v.norm(), self.clf(self.x)[:, k] > 0
         away = torch.where(has, -1.0, 1.0)[:, None] * unit  # (B, nz): towards the other side
@@ -275,7 +283,7 @@ class Calibration:
                 assert self.photos is not None
                 return self.photos.same_share(length * step, area, group)
 
-            asked = longest_kept([n for n in LENGTHS if n <= lengths[side]], same_at)
+            asked = longest_kept([n for n in self.lengths if n <= lengths[side]], same_at)
             ok = [(n, same) for n, same in asked if same >= SAME_PERSON_SHARE] or [min(asked)]
             lengths[side], kept[side] = max(ok)
         return kept
@@ -284,30 +292,43 @@ class Calibration:
         """Settings tried for attribute k in `areas`, reach and identity judged on the faces in `group`."""
         tried: list[Setting] = []
         for area in areas:
-            edited = {n: applied_edit(self.model, self.x, self.z, n * away, area) for n in LENGTHS}
+            edited = {n: applied_edit(self.model, self.x, self.z, n * away, area) for n in self.lengths}
             reached = {n: float(((self.clf(y)[:, k] > 0) != has)[group].float().mean()) for n, y in edited.items()}
             best_so_far = max((t.reached for t in tried if t.kept), default=-1.0)
             if max(reached.values()) <= best_so_far and best_so_far < self.reach:
                 continue  # cannot beat what is already kept
-            enough = [n for n in LENGTHS if reached[n] >= self.reach]
-            top = enough[0] if enough else max(LENGTHS, key=lambda n: (reached[n], -n))
+            enough = [n for n in self.lengths if reached[n] >= self.reach]
+            top = enough[0] if enough else max(self.lengths, key=lambda n: (reached[n], -n))
 
             def same_at(length: float, edited: dict[float, Tensor] = edited) -> float:
                 return self.identity.same_share(edited[length], group) if self.identity else 1.0
 
-            for length, same in longest_kept([n for n in LENGTHS if n <= top], same_at):
+            for length, same in longest_kept([n for n in self.lengths if n <= top], same_at):
                 tried.append(Setting(length, area, reached[length], same))
         return tried
 
 
-def calibrate(cal: Calibration, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Calibrate every attribute with a direction; their lengths are written into the model."""
+def calibrate(cal: Calibration, names: list[str], only: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """Calibrate every attribute with a direction (or those in `only`); their lengths are written into the model."""
     assert cal.model.directions is not None
     return {
         name: cal.attribute(k)
         for k, name in enumerate(tqdm(names, desc="calibrating", unit="attribute"))
-        if float(cal.model.directions[k].norm()) > 0
+        if float(cal.model.directions[k].norm()) > 0 and (not only or name in only)
     }
+
+
+def label_axes(model: FaceModel, names: list[str]) -> dict[int, Tensor]:
+    """For a conditional G: the direction of each attribute it takes, its y axis (length 2:
+    from has-not to has), by the row of `names` it belongs to."""
+    cfg = model.cfg
+    axes = {}
+    for j, cond in enumerate(cfg.conditions):
+        if cond in names:
+            v = torch.zeros(cfg.latent_size)
+            v[cfg.nz + j] = 2.0
+            axes[names.index(cond)] = v
+    return axes
 
 
 def compute_attributes(opts: AttributeOptions) -> Path:
@@ -318,13 +339,24 @@ def compute_attributes(opts: AttributeOptions) -> Path:
     data = opts.load_data(model.cfg.image_size)
     names = list(data.attributes.names)
     images = data.tensor()
-    z = invert_all(model, images, data.train_idx, device, opts.batch, opts.refine_steps)
-    d, counts = directions_from_latents(z, data.attributes.labels[data.train_idx])
-    model.directions = (condition(d, names) if opts.conditional else d).to(device)
+    train_idx = data.train_idx
+    if opts.latent_faces is not None and opts.latent_faces < len(train_idx):
+        train_idx = np.sort(np.random.default_rng(opts.seed).choice(train_idx, opts.latent_faces, replace=False))
+    z = invert_all(model, images, train_idx, device, opts.batch, opts.refine_steps)
+    labels = data.attributes.labels[train_idx]
+    if data.known is not None:  # a face whose label is unknown counts on neither side
+        labels = np.where(data.known[train_idx], labels, 0)
+    d, counts = directions_from_latents(z, labels)
+    d = condition(d, names) if opts.conditional else d
+    axes = label_axes(model, names)
+    for k, v in axes.items():  # what a conditional G was trained on, it edits by its label
+        d[k] = v
+    model.directions = d.to(device)
     model.attribute_names = names
     model.meta["directions"] = {
         "latents": f"E(x) refined {opts.refine_steps} steps",
         "conditional": {n: kept(names, n) for n in names} if opts.conditional else None,
+        "label_axes": [names[k] for k in axes],
     }
     if opts.classifier is not None:
         clf, _ = load_classifier(opts.classifier, device)
@@ -340,7 +372,9 @@ def compute_attributes(opts: AttributeOptions) -> Path:
             "same_person": SAME_PERSON_SHARE if identity else None,
             "faces": len(idx),
             "photos": len(photos.faces) if photos else 0,
-            "attributes": calibrate(Calibration(model, clf, x, z_val, opts.reach, identity, photos), names),
+            "attributes": calibrate(
+                Calibration(model, clf, x, z_val, opts.reach, identity, photos, tuple(axes)), names, opts.only
+            ),
         }
         model.meta["default_strength"] = 1.0  # strength 1 is now the calibrated edit
     model.meta["attributes"] = {

@@ -44,8 +44,17 @@ class DataOptions:
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 where the hardware runs it natively (CUDA, AVX512-BF16/AMX CPUs)
     cache_dir: Path | None = None
+    # More photo folders to train on besides `data`; with any, or with --align, every folder
+    # (data included) is aligned by the service's detector (training/folders.py).
+    folders: tuple[Path, ...] = ()
+    align: bool = False
 
     def load_data(self, image_size: int) -> CelebA:
+        if self.folders or self.align or not (Path(self.data) / IMAGE_DIR).is_dir():
+            from training.folders import load_folders
+
+            return load_folders([Path(self.data), *self.folders], image_size, self.max_images,
+                                self.val_fraction, self.seed, self.cache_dir)  # fmt: skip
         return load_celeba(self.data, image_size, self.max_images, self.val_fraction, self.seed, self.cache_dir)
 
 
@@ -138,6 +147,9 @@ class CelebA:
     identities: np.ndarray | None  # (N,) or None when identity_CelebA.txt is absent
     train_idx: np.ndarray
     val_idx: np.ndarray
+    known: np.ndarray | None = None  # (N, K) bool: which labels exist; None when all do
+    valid: np.ndarray | None = None  # (N, S, S) bool: pixels that came from the photo; None when all did
+    source: np.ndarray | None = None  # (N,) which folder each face came from (photo folders)
 
     @property
     def image_size(self) -> int:
@@ -146,6 +158,18 @@ class CelebA:
     def tensor(self) -> Tensor:
         """All images as one uint8 tensor (N, S, S, 3), shared with the numpy cache."""
         return torch.from_numpy(self.images)
+
+    def signed_labels(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
+        """(N, len(names)) float32: +1 has the attribute, -1 has not, 0 unknown (a set without that label)."""
+        have = list(self.attributes.names)
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise ValueError(f"the data has no labels for {missing}; it has {have}")
+        cols = [have.index(n) for n in names]
+        signed = self.attributes.labels[:, cols].astype(np.float32) * 2 - 1
+        if self.known is not None:
+            signed[~self.known[:, cols]] = 0
+        return signed
 
     def calibration_idx(self, n: int, evaluated: int) -> np.ndarray:
         """n held-out faces from the end of the split, of people not among its first `evaluated`

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.checkpoint import FaceModel, load_checkpoint, save_checkpoint
+from models.checkpoint import FaceModel, build_any_encoder, load_checkpoint, save_checkpoint
 from models.losses import LOSSES, get_loss, l1, l2, ssim
-from models.networks import ENCODER_KINDS, ConvEncoder, Encoder, Generator, build_encoder
+from models.networks import ENCODER_KINDS, ConvEncoder, Encoder, Generator, sample_latents
 from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
 from training.runs import autocast_for, new_run_dir, pick_device, write_options
@@ -49,15 +49,18 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
     gan = load_checkpoint(opts.gan, device, parts=("G", "D"))
-    cfg = replace(gan.cfg, encoder=opts.encoder)
+    conditional = gan.cfg.family == "cgan"
+    # the conditional family's encoder reads the frozen pretrained features (models/projected.py)
+    cfg = gan.cfg if conditional else replace(gan.cfg, encoder=opts.encoder)
     data = data or opts.load_data(cfg.image_size)
-    E = build_encoder(cfg)
-    if opts.encoder == "transfer":
+    E = build_any_encoder(cfg)
+    labels = torch.from_numpy(data.signed_labels(cfg.conditions)) if conditional else None
+    if opts.encoder == "transfer" and not conditional:
         if gan.D is None:
             raise ValueError(f"{opts.gan}: the transfer encoder needs the discriminator's weights (D.*)")
         assert isinstance(E, ConvEncoder)
         E.transfer_from(gan.D)
-    E = E.to(device, memory_format=torch.channels_last).train()  # type: ignore[call-overload]
+    E = E.to(device).train()
     G = gan.G
     pixel_loss = get_loss(opts.loss)
     optim = torch.optim.Adam(E.parameters(), opts.lr, betas=(0.5, 0.999))
@@ -67,20 +70,26 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
     images = data.tensor()
     stream = batches(images, data.train_idx, opts.batch, rng)
     val_x = to_model_input(images[torch.from_numpy(data.val_idx[:16])], device)
-    history: dict[str, list[float]] = {"pixel": [], "latent": []}
+    history: dict[str, list[float]] = {"pixel": [], "latent": [], **({"labels": []} if conditional else {})}
     bar = tqdm(total=total, desc=f"encoder {run.name}", unit="step")
     t0 = time.perf_counter()
     amp = autocast_for(device, opts.precision)
     for step in range(1, total + 1):
-        _, x_u8 = next(stream)
+        sel, x_u8 = next(stream)
         x = to_model_input(x_u8, device)
-        z = torch.randn(x.shape[0], cfg.nz, device=device)
+        z = sample_latents(G, x.shape[0]).to(device)
         with amp:
-            loss_pix = pixel_loss(G(E(x)).float(), x).mean()
+            w = E(x)
+            loss_pix = pixel_loss(G(w).float(), x).mean()
             with torch.no_grad():
                 fake = G(z)
             loss_lat = ((E(fake).float() - z) ** 2).mean()
         loss = loss_pix + opts.latent_weight * loss_lat
+        if labels is not None:  # y of a real face: its known labels (+-1), so edits start from the truth
+            target = labels[torch.from_numpy(sel)].to(device)
+            loss_lab = (((w[:, cfg.nz :].float() - target) ** 2) * (target != 0)).mean()
+            loss = loss + loss_lab
+            history["labels"].append(loss_lab.item())
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
@@ -106,7 +115,7 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
         "training": {**gan.meta.get("training", {}), "encoder": {"options": _jsonable(opts), "steps": total}},
         "metrics": {"encoder_val": metrics},
     }
-    plain = build_encoder(cfg)
+    plain = build_any_encoder(cfg)
     plain.load_state_dict({k: v.detach().cpu().contiguous() for k, v in E.state_dict().items()})
     save_checkpoint(run / "checkpoint", FaceModel(cfg, G.cpu(), gan.D.cpu() if gan.D else None, plain, meta=meta))
     print(f"val reconstruction: {metrics}")

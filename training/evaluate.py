@@ -22,7 +22,7 @@ from tqdm import tqdm
 from models.checkpoint import load_checkpoint
 from models.editing import RefineOptions, refine_latent
 from models.losses import l1, l2, ssim
-from models.networks import Generator
+from models.networks import Generator, sample_latents
 from training.classifier import AttributeClassifier, load_classifier
 from training.data import EVALUATED, CelebA, DataOptions, to_model_input
 from training.plots import save_grid
@@ -131,7 +131,7 @@ def sample_fd(
     gen = torch.Generator().manual_seed(0)
     fake = np.concatenate(
         [
-            features(G(torch.randn(min(256, len(idx) - i), G.cfg.nz, generator=gen).to(device)))
+            features(G(sample_latents(G, min(256, len(idx) - i), gen).to(device)))
             for i in range(0, len(idx), 256)
         ]
     )

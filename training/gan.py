@@ -24,7 +24,17 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from models.checkpoint import FaceModel, load_optimizer_state, optimizer_state, save_checkpoint
-from models.networks import ConvEncoder, Discriminator, Generator, JointDiscriminator, ModelConfig, update_ema
+from models.networks import (
+    ConvEncoder,
+    Discriminator,
+    Generator,
+    JointDiscriminator,
+    ModelConfig,
+    sample_latents,
+    update_ema,
+)
+from models.projected import CondGenerator, ProjectedDiscriminator
+from training.augment import diff_augment
 from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
 from training.runs import autocast_for, new_run_dir, pick_device, write_options
@@ -99,6 +109,40 @@ class VaeGanOptions(VaeOptions):
         return "vaegan"
 
 
+# What the conditional G takes: the service's editable attributes and the ones most entangled with
+# them (hair colours, makeup), so that they live in y, not in z.
+EDITABLE = (
+    "Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young", "Black_Hair",
+    "Bald", "Mustache", "Heavy_Makeup", "Wavy_Hair", "Pale_Skin", "Wearing_Hat",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class CganOptions(TrainOptions):
+    """G(z, y) against a projected, conditional discriminator (models/projected.py), hinge loss,
+    DiffAugment on everything D sees; the validity mask of a partial crop is laid on the fakes
+    it is compared with, so D cannot tell them apart by the filled border."""
+
+    conditions: tuple[str, ...] = EDITABLE
+    feature_size: int = 64  # 128 or more on a GPU; on CPUs the depthwise convs cost ~26 ms per image at 128
+    lr: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.99
+    augment: str = "color,translation,cutout"
+    lr_d: float | None = None  # D's learning rate (default: lr)
+    diversity: float = 1.0  # weight of the mode-seeking term (Mao et al. 2019): G pays for ignoring z
+
+    @property
+    def family(self) -> str:
+        return "cgan"
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(
+            nz=self.nz, ngf=self.ngf, ndf=self.ndf, image_size=self.image_size, family="cgan",
+            encoder="features", conditions=self.conditions, feature_size=self.feature_size,
+        )  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class BiganOptions(TrainOptions):
     @property
@@ -134,7 +178,11 @@ class Family:
             out["E"] = self.E
         return out
 
-    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+    def bind(self, data: CelebA) -> None:
+        """Take what the family needs of the data besides the images (labels, masks)."""
+
+    def step(self, real: Tensor, amp: torch.autocast, idx: np.ndarray | None = None) -> dict[str, float]:
+        """One training step on a batch of real faces (B, 3, S, S); idx: their rows in the data."""
         raise NotImplementedError
 
 
@@ -147,7 +195,7 @@ class GAN(Family):
         beta2 = 0.9 if cfg.family == "wgan-gp" else 0.999
         self.optims = {"G": _adam(self.G, opts, beta2), "D": _adam(self.D, opts, beta2)}
 
-    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+    def step(self, real: Tensor, amp: torch.autocast, idx: np.ndarray | None = None) -> dict[str, float]:
         assert self.D is not None
         if self.cfg.family == "dcgan":
             d, g = gan_step(self.G, self.D, self.optims["G"], self.optims["D"], real, amp)
@@ -196,7 +244,7 @@ class VAE(Family):
         mu, logvar = self.E.distribution(real)
         return mu.float(), logvar.float()
 
-    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+    def step(self, real: Tensor, amp: torch.autocast, idx: np.ndarray | None = None) -> dict[str, float]:
         assert isinstance(self.opts, VaeOptions)
         pixels = real[0].numel()
         with amp:
@@ -222,7 +270,7 @@ class VAEGAN(VAE):
         self.D = Discriminator(cfg).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.optims["D"] = _adam(self.D, opts)
 
-    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+    def step(self, real: Tensor, amp: torch.autocast, idx: np.ndarray | None = None) -> dict[str, float]:
         assert isinstance(self.opts, VaeGanOptions) and self.D is not None and self.E is not None
         b, device = real.shape[0], real.device
         ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
@@ -268,7 +316,7 @@ class BiGAN(Family):
         eg = list(self.G.parameters()) + list(self.E.parameters())
         self.optims = {"EG": torch.optim.Adam(eg, opts.lr, betas=(opts.beta1, 0.999)), "J": _adam(self.J, opts)}
 
-    def step(self, real: Tensor, amp: torch.autocast) -> dict[str, float]:
+    def step(self, real: Tensor, amp: torch.autocast, idx: np.ndarray | None = None) -> dict[str, float]:
         assert self.E is not None
         b, device = real.shape[0], real.device
         ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
@@ -288,7 +336,90 @@ class BiGAN(Family):
         return {"D": loss_j.item(), "EG": loss_eg.item()}
 
 
-FAMILY_CLASSES: dict[str, type[Family]] = {"dcgan": GAN, "wgan-gp": GAN, "vae": VAE, "vaegan": VAEGAN, "bigan": BiGAN}
+class CGAN(Family):
+    """The attribute-conditional family: see CganOptions."""
+
+    def __init__(self, cfg: ModelConfig, opts: TrainOptions, device: torch.device) -> None:
+        assert isinstance(opts, CganOptions)
+        self.cfg, self.opts = cfg, opts
+        self.G = CondGenerator(cfg).to(device)  # type: ignore[assignment]
+        self.D = ProjectedDiscriminator(cfg).to(device).attach_features()  # type: ignore[assignment]
+        self.E = None
+        self.extra = {}
+        betas = (opts.beta1, opts.beta2)
+        self.optims = {
+            "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=betas),
+            "D": torch.optim.Adam(
+                [p for p in self.D.parameters() if p.requires_grad], opts.lr_d or opts.lr, betas=betas
+            ),
+        }
+        self.labels: Tensor | None = None  # (N, K) signed labels of the data, 0 where unknown
+        self.valid: Tensor | None = None
+
+    def bind(self, data: CelebA) -> None:
+        signed = data.signed_labels(self.cfg.conditions)
+        self.labels = torch.from_numpy(signed)
+        rate = [
+            (signed[signed[:, k] != 0, k] > 0).mean() if (signed[:, k] != 0).any() else 0.5
+            for k in range(signed.shape[1])
+        ]
+        assert isinstance(self.G, CondGenerator)
+        self.G.y_prior.copy_(torch.tensor(rate, dtype=torch.float32))
+        self.valid = None if data.valid is None else torch.from_numpy(data.valid)
+
+    def step(self, real: Tensor, amp: torch.autocast, idx: np.ndarray | None = None) -> dict[str, float]:
+        assert isinstance(self.opts, CganOptions) and isinstance(self.D, ProjectedDiscriminator)
+        assert isinstance(self.G, CondGenerator) and self.labels is not None and idx is not None
+        b, device = real.shape[0], real.device
+        y_real = self.labels[torch.from_numpy(idx)].to(device)
+        w = self.G.sample(b)
+        if self.opts.diversity:
+            w[b // 2 : 2 * (b // 2), self.cfg.nz :] = w[: b // 2, self.cfg.nz :]
+        y_fake = w[:, self.cfg.nz :]
+        valid = None if self.valid is None else self.valid[torch.from_numpy(idx)].to(device)[:, None].float()
+        aug = self.opts.augment
+
+        def masked(fake: Tensor) -> Tensor:  # the real batch's partial-crop borders, filled as the data is
+            if valid is None or bool(valid.all()):
+                return fake
+            fill = (fake * valid).sum((2, 3), keepdim=True) / valid.sum((2, 3), keepdim=True).clamp(min=1)
+            return fake * valid + fill * (1 - valid)
+
+        with amp:
+            fake = self.G(w)
+            with torch.no_grad():  # the frozen pyramid needs no graph; the conv branch takes the images after
+                f_real = self.D.features(diff_augment(real, aug))
+                f_fake = self.D.features(diff_augment(masked(fake.detach()), aug))
+            d_real = self.D.judge(f_real, y_real).float()
+            d_fake = self.D.judge(f_fake, y_fake).float()
+            loss_d = (F.relu(1 - d_real).mean(1) + F.relu(1 + d_fake).mean(1)).sum()  # hinge, per head
+        self.optims["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.optims["D"].step()
+        self.D.requires_grad_(False)
+        with amp:
+            loss_g = -self.D(diff_augment(masked(fake), aug), y_fake).float().mean()  # the heads' sum
+            if self.opts.diversity:  # mode seeking (Mao et al. 2019): halves share y, differ in z
+                h = b // 2
+                img_d = (fake[:h] - fake[h : 2 * h]).float().abs().mean((1, 2, 3))
+                z_d = (w[:h, : self.cfg.nz] - w[h : 2 * h, : self.cfg.nz]).abs().mean(1)
+                loss_g = loss_g + self.opts.diversity / ((img_d / z_d).mean() + 1e-5)
+        self.optims["G"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optims["G"].step()
+        self.D.heads.requires_grad_(True)
+        self.D.conv.requires_grad_(True)
+        return {"D": loss_d.item(), "G": loss_g.item(), "D_real": d_real.mean().item(), "D_fake": d_fake.mean().item()}
+
+
+FAMILY_CLASSES: dict[str, type[Family]] = {
+    "dcgan": GAN,
+    "wgan-gp": GAN,
+    "vae": VAE,
+    "vaegan": VAEGAN,
+    "bigan": BiGAN,
+    "cgan": CGAN,
+}
 
 
 def train_gan(opts: TrainOptions, data: CelebA | None = None) -> Path:
@@ -300,6 +431,7 @@ def train_gan(opts: TrainOptions, data: CelebA | None = None) -> Path:
     data = data or opts.load_data(opts.image_size)
     cfg = opts.model_config()
     fam = FAMILY_CLASSES[cfg.family](cfg, opts, device)
+    fam.bind(data)
     G_ema = copy.deepcopy(fam.G).eval().requires_grad_(False)
     history: dict[str, list[float]] = {}
     step, seconds = 0, 0.0
@@ -310,15 +442,15 @@ def train_gan(opts: TrainOptions, data: CelebA | None = None) -> Path:
         run = new_run_dir(opts.outdir, f"{cfg.family}-{cfg.image_size}px-ngf{cfg.ngf}")
         write_options(run, opts, {"data_summary": data.describe(), "model": asdict(cfg)})
     total = max(1, round(opts.kimg * 1000 / opts.batch))
-    fixed_z = torch.randn(64, cfg.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
+    fixed_z = sample_latents(fam.G, 64, torch.Generator().manual_seed(opts.seed)).to(device)
     val_x = to_model_input(data.tensor()[torch.from_numpy(data.val_idx[:16])], device)
     amp = autocast_for(device, opts.precision)
     stream = batches(data.tensor(), data.train_idx, opts.batch, rng)
     bar = tqdm(total=total, initial=step, desc=f"{cfg.family} {run.name}", unit="step")
     t0, seen = time.perf_counter(), 0
     while step < total:
-        _, x_u8 = next(stream)
-        losses = fam.step(to_model_input(x_u8, device), amp)
+        sel, x_u8 = next(stream)
+        losses = fam.step(to_model_input(x_u8, device), amp, sel)
         update_ema(G_ema, fam.G, min(opts.ema_decay, (1 + step) / (10 + step)))
         step += 1
         seen += x_u8.shape[0]
@@ -395,6 +527,12 @@ def _snapshot(
     D = _plain(fam.D, cfg) if fam.D is not None else None
     E = _plain(fam.E, cfg) if fam.E is not None else None
     save_checkpoint(run / "checkpoint", FaceModel(cfg, _plain(G_ema, cfg), D, E, meta=meta))
+    # G at this point of training, for the quality-over-CPU-time curve of `python -m training bench`
+    (run / "snapshots").mkdir(exist_ok=True)
+    g_state = {k: v.detach().cpu().contiguous() for k, v in G_ema.state_dict().items()}
+    cpu_s = seconds * (torch.get_num_threads() if next(G_ema.parameters()).device.type == "cpu" else 1)
+    save_file(g_state, str(run / "snapshots" / f"G-{step:06d}.safetensors"),
+              metadata={"seconds": str(seconds), "cpu_seconds": str(cpu_s), "kimg": str(kimg)})  # fmt: skip
     tensors: dict[str, Tensor] = {}
     for prefix, module in {**fam.modules(), "G_ema": G_ema}.items():
         tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})

@@ -48,6 +48,17 @@ def new_run_dir(outdir: Path, desc: str) -> Path:
     return run
 
 
+def jsonable(options: Any) -> dict[str, Any]:
+    """An options dataclass as JSON values: paths (also inside tuples) as strings."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Path):
+            return str(v)
+        return [plain(x) for x in v] if isinstance(v, tuple) else v
+
+    return {k: plain(v) for k, v in asdict(options).items()}
+
+
 def write_options(run: Path, options: Any, extra: dict[str, Any] | None = None) -> None:
-    data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()}
+    data = jsonable(options)
     (run / "options.json").write_text(json.dumps({**data, **(extra or {})}, indent=2) + "\n")

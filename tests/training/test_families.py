@@ -23,6 +23,7 @@ FAMILIES = {  # command line -> family, whether an encoder is learnt, whether D 
     ("vae",): ("vae", True, False),
     ("vaegan",): ("vaegan", True, True),
     ("bigan",): ("bigan", True, False),
+    ("cgan",): ("cgan", False, True),  # G(z, y) against the projected D; E to (z, y) trained after
 }
 
 
@@ -52,7 +53,7 @@ def test_each_family_trains_and_saves_the_same_checkpoint_format(trained: dict[s
     _, learns_e, has_d = next(v for v in FAMILIES.values() if v[0] == family)
     model = load_checkpoint(run / "checkpoint")
     assert model.cfg.family == family and model.E is not None and (model.D is not None) == has_d
-    assert model.directions is not None and model.directions.shape == (40, 8)
+    assert model.directions is not None and model.directions.shape == (40, model.cfg.latent_size)
     assert model.meta["training"]["seconds_per_kimg"] > 0
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert model.G(model.E(x)).shape == (2, 3, 64, 64)
@@ -69,7 +70,29 @@ def test_a_family_resumes_where_it_stopped(trained: dict[str, Path], celeba_half
     assert load_checkpoint(run / "checkpoint").meta["training"]["step"] == 8
 
 
-@pytest.mark.parametrize("family", ["vae", "bigan", "wgan-gp"])
+def test_the_conditional_family_edits_its_attributes_along_their_labels(trained: dict[str, Path]) -> None:
+    model = load_checkpoint(trained["cgan"] / "checkpoint")
+    cfg = model.cfg
+    assert cfg.latent_size == cfg.nz + len(cfg.conditions) and "Smiling" in cfg.conditions
+    k = cfg.conditions.index("Smiling")
+    v = model.direction("Smiling")
+    assert v[: cfg.nz].abs().max() == 0 and v[cfg.nz + k] > 0 and v[cfg.nz :].count_nonzero() == 1
+    assert sorted(model.meta["directions"]["label_axes"]) == sorted(cfg.conditions)
+    w = model.E(torch.rand(3, 3, 64, 64) * 2 - 1)
+    assert w.shape == (3, cfg.latent_size)
+    # y moves the picture: the same z with Smiling on and off renders two different faces
+    on, off = w[:1].clone(), w[:1].clone()
+    on[0, cfg.nz + k], off[0, cfg.nz + k] = 1.0, -1.0
+    assert (model.G(on) - model.G(off)).abs().mean() > 0
+    assert model.D is not None and model.D(model.G(on), on[:, cfg.nz :]).shape == (1,)
+    # the prior it samples from is the training data's label rates
+    from models.networks import sample_latents
+
+    y = sample_latents(model.G, 64, torch.Generator().manual_seed(0))[:, cfg.nz :]
+    assert set(y.unique().tolist()) <= {-1.0, 1.0}
+
+
+@pytest.mark.parametrize("family", ["vae", "bigan", "wgan-gp", "cgan"])
 def test_the_service_serves_any_family(trained: dict[str, Path], family: str, photos: Path) -> None:
     with TestClient(create_app(Settings(checkpoint=trained[family] / "checkpoint", redis_url=None))) as client:
         enc = client.post("/encode", files={"file": ("a.png", (photos / "astronaut.png").read_bytes())})

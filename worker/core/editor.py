@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from models.editing import RefineOptions, lerp, orthogonalize, slerp
+from models.networks import sample_latents
 from worker.core import faces
 from worker.core.attributes import ORDER, describe
 from worker.core.engine import Engine
@@ -143,7 +144,7 @@ class Editor:
 
     def _resolve(self, edits: list[tuple[str, float]]) -> tuple[torch.Tensor, faces.Area]:
         """The summed latent step (nz,) of checked edits, built-in or custom, and where they act."""
-        step, areas = torch.zeros(self.engine.cfg.nz), []
+        step, areas = torch.zeros(self.engine.cfg.latent_size), []
         for a, s in edits:
             if a.startswith(CUSTOM_PREFIX):
                 custom = self.custom_attribute(a)
@@ -212,7 +213,7 @@ class Editor:
         return self.engine.render(path)
 
     def generate(self, seed: int, n: int) -> tuple[np.ndarray, list[str]]:
-        z = torch.randn(n, self.engine.cfg.nz, generator=torch.Generator().manual_seed(seed))
+        z = sample_latents(self.engine.model.G, n, torch.Generator().manual_seed(seed)).cpu()
         imgs = self.engine.render(z)
         encs = [Encoded(new_id(), z[i], None) for i in range(n)]
         for enc in encs:
