@@ -130,10 +130,7 @@ def sample_fd(
     )
     gen = torch.Generator().manual_seed(0)
     fake = np.concatenate(
-        [
-            features(G(sample_latents(G, min(256, len(idx) - i), gen).to(device)))
-            for i in range(0, len(idx), 256)
-        ]
+        [features(G(sample_latents(G, min(256, len(idx) - i), gen).to(device))) for i in range(0, len(idx), 256)]
     )
     mu_a, mu_b = real.mean(0), fake.mean(0)
     ca, cb = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)

@@ -31,14 +31,17 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """The embedded default: a dict with expiry, capped in bytes, thread-safe.
+    """The embedded default: a dict with expiry, capped in bytes, thread-safe, least recently
+    used first out.
 
-    Over the cap, expired items go first, then the oldest items that have a TTL; items without
-    one (active job records) are never evicted, as Redis's volatile-lru policy does.
+    A read is a use: it moves the item to the young end and starts its TTL again, so the face
+    a user is editing is the last thing evicted however many others upload after it. Over the
+    cap, expired items go first, then the least recently used items that have a TTL; items
+    without one (active job records) are never evicted, as Redis's volatile-lru policy does.
     """
 
     def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
-        self._data: dict[str, tuple[float, bytes]] = {}
+        self._data: dict[str, tuple[float, bytes, int | None]] = {}  # key -> (expiry, value, ttl); use order
         self._lock = threading.Lock()
         self.max_bytes = max_bytes
         self.size = 0  # bytes of keys and values held
@@ -46,13 +49,13 @@ class MemoryStore:
     def put(self, key: str, value: bytes, ttl_s: int | None) -> None:
         now = time.monotonic()
         with self._lock:
-            self._pop(key)  # re-insert at the end: dict order is age order
-            self._data[key] = (math.inf if ttl_s is None else now + ttl_s, value)
+            self._pop(key)  # re-insert at the end: dict order is use order
+            self._data[key] = (math.inf if ttl_s is None else now + ttl_s, value, ttl_s)
             self.size += len(key) + len(value)
             if self.size > self.max_bytes:
-                for k in [k for k, (expiry, _) in self._data.items() if expiry <= now]:
+                for k in [k for k, (expiry, _, _) in self._data.items() if expiry <= now]:
                     self._pop(k)  # expired first
-                for k in [k for k, (expiry, _) in self._data.items() if expiry < math.inf]:
+                for k in [k for k, (expiry, _, _) in self._data.items() if expiry < math.inf]:
                     if self.size <= self.max_bytes:
                         break
                     self._pop(k)
@@ -63,12 +66,16 @@ class MemoryStore:
             self.size -= len(key) + len(item[1])
 
     def get(self, key: str) -> bytes | None:
+        now = time.monotonic()
         with self._lock:
-            item = self._data.get(key)
-            if item is None or item[0] <= time.monotonic():
-                self._pop(key)
+            item = self._data.pop(key, None)
+            if item is None or item[0] <= now:
+                if item is not None:
+                    self.size -= len(key) + len(item[1])
                 return None
-            return item[1]
+            expiry, value, ttl = item
+            self._data[key] = (expiry if ttl is None else now + ttl, value, ttl)  # used: young again
+            return value
 
     def delete(self, key: str) -> None:
         with self._lock:
