@@ -44,6 +44,7 @@ class ModelConfig:
     family: str = "dcgan"  # one of FAMILIES: how G and E were trained
     conditions: tuple[str, ...] = ()  # cgan: the attributes G takes, in the order of y
     feature_size: int = 128  # cgan: the side images are resized to for the frozen feature network
+    projected_weight: float = 1.0  # cgan: weight of the heads on frozen features beside D's conv branch (0: none)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))  # JSON gives a list

@@ -172,15 +172,19 @@ class ProjectedDiscriminator(nn.Module):
         self._features: tuple[EfficientNetLite0, ...] = ()  # not a submodule: never saved
 
     def attach_features(self, net: EfficientNetLite0 | None = None) -> ProjectedDiscriminator:
+        if not self.cfg.projected_weight:
+            return self
         device = self.heads[0].logit.weight.device
         self._features = ((net or load_features()).to(device, memory_format=torch.channels_last),)
         return self
 
     def features(self, x: Tensor) -> list[Tensor]:
         """The mixed pyramid (4 maps) of images x, then x itself: what the heads and the conv branch judge."""
+        image = x
+        if not self.cfg.projected_weight:
+            return [image]  # the conv branch alone: no features to compute
         if not self._features:
             raise RuntimeError("ProjectedDiscriminator.attach_features() was not called")
-        image = x
         if x.shape[-1] != self.cfg.feature_size:
             x = F.interpolate(x, size=self.cfg.feature_size, mode="bilinear", align_corners=False)
         x = x.contiguous(memory_format=torch.channels_last)  # depthwise convs run ~25% faster so on CPUs
@@ -194,7 +198,8 @@ class ProjectedDiscriminator(nn.Module):
     def judge(self, features: list[Tensor], signed: Tensor | None = None) -> Tensor:
         """Each head's logit on what `features` gave, the conv branch last: (5, B); the loss is per head."""
         *pyramid, image = features
-        logits = [head(f, signed) for head, f in zip(self.heads, pyramid, strict=True)]
+        w = self.cfg.projected_weight
+        logits = [w * head(f, signed) for head, f in zip(self.heads, pyramid, strict=False)]
         return torch.stack([*logits, self.conv(image, signed)])
 
     def forward(self, x: Tensor, signed: Tensor | None = None) -> Tensor:

@@ -152,7 +152,7 @@ class CropIdentity:
         from training.identity import IdentityJudge
 
         self.judge, self.rect = IdentityJudge(), dlib.rectangle(40, 40, 216, 216)  # the face in 256 px
-        self.n = n
+        self.n = min(n, len(x))
         self.ref = [self.judge.descriptor(self._up(xi), self.rect) for xi in x[:n]]
 
     @staticmethod

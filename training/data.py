@@ -150,6 +150,13 @@ class CelebA:
     known: np.ndarray | None = None  # (N, K) bool: which labels exist; None when all do
     valid: np.ndarray | None = None  # (N, S, S) bool: pixels that came from the photo; None when all did
     source: np.ndarray | None = None  # (N,) which folder each face came from (photo folders)
+    roots: list[Path] | None = None  # those folders; files are relative to them
+
+    def photo_path(self, i: int) -> Path:
+        """The photo face i was cut from."""
+        if self.roots is None or self.source is None:
+            return self.root / IMAGE_DIR / self.attributes.files[i]
+        return self.roots[int(self.source[i])] / self.attributes.files[i]
 
     @property
     def image_size(self) -> int:

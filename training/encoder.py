@@ -19,7 +19,7 @@ from models.losses import LOSSES, get_loss, l1, l2, ssim
 from models.networks import ENCODER_KINDS, ConvEncoder, Encoder, Generator, sample_latents
 from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
-from training.runs import autocast_for, new_run_dir, pick_device, write_options
+from training.runs import autocast_for, jsonable, new_run_dir, pick_device, write_options
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +64,7 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
     G = gan.G
     pixel_loss = get_loss(opts.loss)
     optim = torch.optim.Adam(E.parameters(), opts.lr, betas=(0.5, 0.999))
-    run = new_run_dir(opts.outdir, f"encoder-{opts.encoder}-{opts.loss.replace('+', '_')}")
+    run = new_run_dir(opts.outdir, f"encoder-{cfg.encoder}-{opts.loss.replace('+', '_')}")
     write_options(run, opts, {"data_summary": data.describe(), "model": asdict(cfg)})
     total = max(1, round(opts.kimg * 1000 / opts.batch))
     images = data.tensor()
@@ -112,7 +112,7 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
     metrics = reconstruction_metrics(G, E, images, data.val_idx, device)
     meta = {
         **gan.meta,
-        "training": {**gan.meta.get("training", {}), "encoder": {"options": _jsonable(opts), "steps": total}},
+        "training": {**gan.meta.get("training", {}), "encoder": {"options": jsonable(opts), "steps": total}},
         "metrics": {"encoder_val": metrics},
     }
     plain = build_any_encoder(cfg)
@@ -135,7 +135,3 @@ def reconstruction_metrics(
         sums["l1"] += l1(rec, x).sum().item()
         sums["ssim"] += ssim(rec, x).sum().item()
     return {k: v / max(1, len(idx)) for k, v in sums.items()}
-
-
-def _jsonable(opts: object) -> dict[str, object]:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}  # type: ignore[call-overload]

@@ -270,5 +270,6 @@ def load_folders(
         known=both.known,
         valid=both.valid,
         source=both.source,
+        roots=[Path(r) for r in roots],
     )
     return data

@@ -125,6 +125,7 @@ class CganOptions(TrainOptions):
 
     conditions: tuple[str, ...] = EDITABLE
     feature_size: int = 64  # 128 or more on a GPU; on CPUs the depthwise convs cost ~26 ms per image at 128
+    projected_weight: float = 0.1  # the frozen-feature heads' weight beside the conv branch (0: conv branch only)
     lr: float = 2e-4
     beta1: float = 0.0
     beta2: float = 0.99
@@ -140,6 +141,7 @@ class CganOptions(TrainOptions):
         return ModelConfig(
             nz=self.nz, ngf=self.ngf, ndf=self.ndf, image_size=self.image_size, family="cgan",
             encoder="features", conditions=self.conditions, feature_size=self.feature_size,
+            projected_weight=self.projected_weight,
         )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from models.checkpoint import FaceModel
 from training.classifier import AttributeClassifier
-from training.data import IMAGE_DIR, CelebA
+from training.data import CelebA
 from training.identity import SAME_PERSON, IdentityJudge
 from worker.core.editor import Editor
 from worker.core.engine import Engine
@@ -88,7 +88,7 @@ def test_photos(data: CelebA, per_kind: int, shipped: Path | None, seed: int = 0
         TestPhoto(
             f"{data.attributes.files[i]}:{kind}",
             kind,
-            make_photo(data.root / IMAGE_DIR / data.attributes.files[i], kind, rng),
+            make_photo(data.photo_path(i), kind, rng),
         )
         for j, i in enumerate(idx)
         for kind in (KINDS[j % len(KINDS)],)
@@ -121,7 +121,7 @@ class PhotoJudge:
         self.faces: list[tuple[Encoded, Any, np.ndarray]] = []  # encoded photo, dlib rect, descriptor
         crops = []
         for j, i in enumerate(tqdm(idx, desc="calibration photos", unit="photo")):
-            path = data.root / IMAGE_DIR / data.attributes.files[i]
+            path = data.photo_path(i)
             try:
                 enc = editor.encode_upload(make_photo(path, KINDS[j % len(KINDS)], rng))
             except ServiceError:
