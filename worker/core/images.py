@@ -21,9 +21,11 @@ MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 class Photo:
     """A decoded upload: upright RGB pixels and what is needed to answer in its own format."""
 
-    pixels: np.ndarray  # (H, W, 3) uint8, EXIF orientation applied
+    pixels: np.ndarray  # (H, W, 3) uint8, EXIF orientation applied; transparency composited on white
     format: str  # "JPEG", "PNG", ... as Pillow names it
     exif: bytes  # the upload's EXIF (orientation reset), b"" if none
+    alpha: np.ndarray | None = None  # (H, W) uint8 of a transparent upload: given back with the answer
+    grey: bool = False  # a greyscale upload: answered in greyscale, not RGB with equal channels
 
 
 def decode_photo(data: bytes, max_pixels: int, work_pixels: int | None = None) -> Photo:
@@ -61,7 +63,11 @@ def decode_photo(data: bytes, max_pixels: int, work_pixels: int | None = None) -
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImage(f"the image is damaged or truncated: {e}") from e
     exif = upright.getexif()
-    return Photo(_rgb(upright), fmt, exif.tobytes() if len(exif) else b"")
+    alpha = None
+    if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
+        alpha = np.asarray(upright.convert("RGBA"), dtype=np.uint8)[..., 3].copy()
+    grey = upright.mode in ("L", "LA", "I;16", "I;16B", "I;16L", "I", "F", "1")
+    return Photo(_rgb(upright), fmt, exif.tobytes() if len(exif) else b"", alpha, grey)
 
 
 def decode_upload(data: bytes, settings: CoreSettings) -> Photo:
@@ -90,6 +96,10 @@ def encode_like(img: np.ndarray, photo: Photo) -> tuple[bytes, str]:
     fmt = photo.format if photo.format in MEDIA_TYPES else "PNG"
     buf = io.BytesIO()
     im = Image.fromarray(img)
+    if photo.grey:
+        im = im.convert("L")
+    if photo.alpha is not None and fmt != "JPEG" and photo.alpha.shape == img.shape[:2]:
+        im.putalpha(Image.fromarray(photo.alpha))  # RGBA (or LA): the upload's transparency, untouched
     if fmt == "JPEG":
         im.save(buf, format="JPEG", quality=92, exif=photo.exif)
     elif fmt == "WEBP":
