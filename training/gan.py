@@ -59,6 +59,7 @@ class TrainOptions(DataOptions):
     ema_decay: float = 0.999
     snapshot_every: int = 200  # steps between sample grids, plots and checkpoints
     resume: Path | None = None  # a run folder to continue
+    minutes: float | None = None  # stop (with a snapshot) after this many minutes of this process's training
 
     def __post_init__(self) -> None:
         if self.batch < 2 or self.lr <= 0 or self.kimg <= 0 or not 0 <= self.ema_decay < 1:
@@ -461,8 +462,11 @@ def train_gan(opts: TrainOptions, data: CelebA | None = None) -> Path:
         bar.update(1)
         elapsed = time.perf_counter() - t0
         bar.set_postfix(**{k: f"{v:.3f}" for k, v in losses.items()}, img_s=f"{seen / elapsed:.0f}")
-        if step % opts.snapshot_every == 0 or step == total:
+        out_of_time = opts.minutes is not None and elapsed > opts.minutes * 60
+        if step % opts.snapshot_every == 0 or step == total or out_of_time:
             _snapshot(run, step, seconds + elapsed, cfg, fam, G_ema, history, fixed_z, val_x, data, opts)
+        if out_of_time:
+            break
     bar.close()
     return run
 
