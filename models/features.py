@@ -124,3 +124,18 @@ def load_features(path: Path | None = None) -> EfficientNetLite0:
 def pooled(features: list[Tensor]) -> Tensor:
     """One vector per image: each level's spatial mean, concatenated: (B, 496)."""
     return torch.cat([f.float().mean((2, 3)) for f in features], 1)
+
+
+def perceptual(net: EfficientNetLite0, a: Tensor, b: Tensor, size: int = 64) -> Tensor:
+    """Per-sample distance (B,) of images a, b (B, 3, S, S) in [-1, 1] in the first three levels of
+    the frozen pyramid, each feature vector unit-normalised over channels first (as LPIPS does), so
+    every level counts alike; the perceptual term of inversion (In-Domain GAN Inversion uses VGG)."""
+    if a.shape[-1] != size:
+        a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+        b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    fa = net(a.contiguous(memory_format=torch.channels_last))[:3]
+    fb = net(b.contiguous(memory_format=torch.channels_last))[:3]
+    return sum(
+        ((F.normalize(x.float(), dim=1) - F.normalize(y.float(), dim=1)) ** 2).sum(1).mean((1, 2))
+        for x, y in zip(fa, fb, strict=True)
+    )  # type: ignore[return-value]

@@ -233,12 +233,17 @@ class FeatureEncoder(nn.Module):
         self._features = ((net or load_features()).to(device, memory_format=torch.channels_last),)
         return self
 
-    def forward(self, x: Tensor) -> Tensor:
+    @property
+    def net(self) -> EfficientNetLite0:
+        """The frozen feature network it reads (also the perceptual term's)."""
         if not self._features:
             raise RuntimeError("FeatureEncoder.attach_features() was not called")
+        return self._features[0]
+
+    def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.cfg.feature_size:
             x = F.interpolate(x, size=self.cfg.feature_size, mode="bilinear", align_corners=False)
-        levels = self._features[0](x.contiguous(memory_format=torch.channels_last))
+        levels = self.net(x.contiguous(memory_format=torch.channels_last))
         return self.head(torch.cat([levels[2].flatten(1), levels[3].flatten(1)], 1))
 
     def to(self, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -15,8 +15,10 @@ import torch
 from tqdm import tqdm
 
 from models.checkpoint import FaceModel, build_any_encoder, load_checkpoint, save_checkpoint
+from models.features import perceptual
 from models.losses import LOSSES, get_loss, l1, l2, ssim
 from models.networks import ENCODER_KINDS, ConvEncoder, Encoder, Generator, sample_latents
+from models.projected import FeatureEncoder
 from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
 from training.runs import autocast_for, jsonable, new_run_dir, pick_device, write_options
@@ -29,6 +31,7 @@ class EncoderOptions(DataOptions):
     encoder: str = "transfer"
     loss: str = "l2"
     latent_weight: float = 1.0
+    perceptual_weight: float = 0.0  # + this x the frozen-feature distance of G(E(x)) and x (the cgan encoder)
     batch: int = 64
     lr: float = 2e-4
     kimg: float = 50.0
@@ -39,7 +42,7 @@ class EncoderOptions(DataOptions):
             raise ValueError(f"--encoder must be one of {ENCODER_KINDS}")
         if self.loss not in LOSSES:
             raise ValueError(f"--loss must be one of {sorted(LOSSES)}")
-        if self.batch < 2 or self.lr <= 0 or self.kimg <= 0 or self.latent_weight < 0:
+        if self.batch < 2 or self.lr <= 0 or self.kimg <= 0 or self.latent_weight < 0 or self.perceptual_weight < 0:
             raise ValueError("need batch >= 2, lr > 0, kimg > 0 and latent_weight >= 0")
 
 
@@ -55,6 +58,8 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
     data = data or opts.load_data(cfg.image_size)
     E = build_any_encoder(cfg)
     labels = torch.from_numpy(data.signed_labels(cfg.conditions)) if conditional else None
+    if opts.perceptual_weight and cfg.encoder != "features":
+        raise ValueError("--perceptual-weight needs the frozen features: the conditional family's encoder")
     if opts.encoder == "transfer" and not conditional:
         if gan.D is None:
             raise ValueError(f"{opts.gan}: the transfer encoder needs the discriminator's weights (D.*)")
@@ -80,11 +85,17 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
         z = sample_latents(G, x.shape[0]).to(device)
         with amp:
             w = E(x)
-            loss_pix = pixel_loss(G(w).float(), x).mean()
+            rec = G(w).float()
+            loss_pix = pixel_loss(rec, x).mean()
             with torch.no_grad():
                 fake = G(z)
             loss_lat = ((E(fake).float() - z) ** 2).mean()
         loss = loss_pix + opts.latent_weight * loss_lat
+        if opts.perceptual_weight:
+            assert isinstance(E, FeatureEncoder)
+            loss_per = perceptual(E.net, rec, x).mean()
+            loss = loss + opts.perceptual_weight * loss_per
+            history.setdefault("perceptual", []).append(loss_per.item())
         if labels is not None:  # y of a real face: its known labels (+-1), so edits start from the truth
             target = labels[torch.from_numpy(sel)].to(device)
             loss_lab = (((w[:, cfg.nz :].float() - target) ** 2) * (target != 0)).mean()

@@ -11,7 +11,7 @@ the target is reached and whether each other attribute keeps its reconstruction'
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from models.networks import Generator, sample_latents
 from training.classifier import AttributeClassifier, load_classifier
 from training.data import EVALUATED, CelebA, DataOptions, to_model_input
 from training.plots import save_grid
-from training.runs import pick_device
+from training.runs import jsonable, pick_device
 
 TARGET_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young")
 
@@ -178,7 +178,7 @@ def _report(
     return {
         "faces": n,
         "strength": strength,
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "options": jsonable(opts),
         "reconstruction": {k: {m: v / n for m, v in d.items()} for k, d in rec_sums.items()},
         "edits": edits,
         "checkpoint_training": meta.get("training", {}),
