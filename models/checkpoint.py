@@ -21,7 +21,6 @@ from models.geometry import CELEBA, FaceGeometry
 from models.networks import (
     ConvEncoder,
     Discriminator,
-    Encoder,
     Generator,
     ModelConfig,
     build_encoder,
@@ -60,7 +59,7 @@ class FaceModel:
     cfg: ModelConfig
     G: Generator
     D: Discriminator | None = None
-    E: Encoder | None = None
+    E: nn.Module | None = None  # an Encoder, or the conditional family's FeatureEncoder
     directions: Tensor | None = None  # (K, nz), row i edits attribute_names[i]
     attribute_names: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # data, options, counts, metrics

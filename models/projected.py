@@ -47,6 +47,8 @@ class CondBatchNorm(nn.Module):
 class CondGenerator(nn.Module):
     """w = [z, y] (B, nz + K) -> image (B, nc, S, S) in [-1, 1]."""
 
+    y_prior: Tensor
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -174,8 +176,8 @@ class ProjectedDiscriminator(nn.Module):
     def attach_features(self, net: EfficientNetLite0 | None = None) -> ProjectedDiscriminator:
         if not self.cfg.projected_weight:
             return self
-        device = self.heads[0].logit.weight.device
-        self._features = ((net or load_features()).to(device, memory_format=torch.channels_last),)
+        device = next(self.parameters()).device
+        self._features = ((net or load_features()).to(device, memory_format=torch.channels_last),)  # type: ignore[call-overload]
         return self
 
     def features(self, x: Tensor) -> list[Tensor]:
@@ -229,8 +231,8 @@ class FeatureEncoder(nn.Module):
         self._features: tuple[EfficientNetLite0, ...] = ()
 
     def attach_features(self, net: EfficientNetLite0 | None = None) -> FeatureEncoder:
-        device = self.head[0].weight.device
-        self._features = ((net or load_features()).to(device, memory_format=torch.channels_last),)
+        device = next(self.parameters()).device
+        self._features = ((net or load_features()).to(device, memory_format=torch.channels_last),)  # type: ignore[call-overload]
         return self
 
     @property

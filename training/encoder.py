@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from models.checkpoint import FaceModel, build_any_encoder, load_checkpoint, save_checkpoint
 from models.features import perceptual
 from models.losses import LOSSES, get_loss, l1, l2, ssim
-from models.networks import ENCODER_KINDS, ConvEncoder, Encoder, Generator, sample_latents
+from models.networks import ENCODER_KINDS, ConvEncoder, sample_latents
 from models.projected import FeatureEncoder
 from training.data import CelebA, DataOptions, batches, to_model_input
 from training.plots import save_grid, save_loss_plot
@@ -135,7 +136,7 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
 
 @torch.no_grad()
 def reconstruction_metrics(
-    G: Generator, E: Encoder, images: torch.Tensor, idx: np.ndarray, device: torch.device, batch: int = 256
+    G: nn.Module, E: nn.Module, images: torch.Tensor, idx: np.ndarray, device: torch.device, batch: int = 256
 ) -> dict[str, float]:
     """Mean L2, L1 (images in [-1, 1]) and SSIM of G(E(x)) against x over faces idx."""
     sums = {"l2": 0.0, "l1": 0.0, "ssim": 0.0}
