@@ -83,7 +83,7 @@ def test_an_empty_folder_is_a_clear_error(tmp_path: Path) -> None:
         align_folder(tmp_path / "empty", 64, cache_dir=tmp_path / "cache")
 
 
-@pytest.mark.skipif(not (SHARED / "utkface-10k").is_dir(), reason="../shared/data/utkface-10k is not beside the project")
+@pytest.mark.skipif(not (SHARED / "utkface-10k").is_dir(), reason="no ../shared/data/utkface-10k")
 def test_utkface_tight_crops_are_found_and_marked_partial(tmp_path: Path) -> None:
     s = align_folder(SHARED / "utkface-10k", 64, cache_dir=tmp_path / "cache", max_images=24, workers=1)
     assert len(s.files) >= 22  # the service's detector finds nearly every face
