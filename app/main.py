@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from starlette.formparsers import MultiPartParser
 
 from app.api.deps import api_key_in_docs
 from app.api.routes import faces, jobs, meta
+from app.metrics import Metrics, RequestMetrics
 from app.middleware import ApiKey, BodyLimits
 from app.settings import Settings, get_settings
 from worker.celery_runner import CeleryRunner
@@ -54,9 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Multipart uploads stay in memory (never spooled to disk); their size is capped below.
     MultiPartParser.spool_max_size = settings.max_upload_bytes + 1
 
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        start = time.perf_counter()
         app.state.editor = build_editor(settings)
+        metrics.model_load.set(time.perf_counter() - start)
+        runner = app.state.editor.runner
+        if isinstance(runner, LocalRunner):
+            runner.on_done = lambda seconds, outcome: metrics.jobs.labels(outcome).observe(seconds)
+        metrics.watch(app.state)
         yield
         app.state.editor.runner.close()
         app.state.editor.engine.close()
@@ -69,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     protected = [Depends(api_key_in_docs)] if settings.api_key else []
     for router in (faces.router, jobs.router, meta.router):
         app.include_router(router, dependencies=protected, responses=COMMON_ERRORS)
@@ -91,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         def page() -> FileResponse:
             return FileResponse(STATIC / "index.html")
 
-    # Outermost last: CORS (preflights carry no key), then the key, then the body's limits.
+    # Outermost last: the request metrics (every answer counts, a 401 too), CORS (preflights carry
+    # no key), then the key, then the body's limits.
     # Multipart framing adds a little to the file itself.
     app.add_middleware(BodyLimits, limit=settings.max_upload_bytes + 64 * 1024, timeout_s=settings.body_timeout_s)
     if settings.api_key:
@@ -103,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["X-API-Key"],
         )
+    app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 
 

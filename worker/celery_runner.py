@@ -33,6 +33,13 @@ class CeleryRunner:
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
             raise Unavailable("the job queue (Redis) is unreachable; try again shortly") from e
 
+    def depth(self) -> int | None:
+        """Jobs waiting in the Redis queue (those a worker holds are not counted); None if unreachable."""
+        try:
+            return int(self.redis.llen(self.queue))
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return None
+
     def reachable(self) -> bool:
         try:
             return bool(self.redis.ping())

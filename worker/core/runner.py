@@ -7,12 +7,14 @@ imports it, the API chooses one of the two by injection.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from worker.core.engine import Engine
 from worker.core.errors import QueueFull
-from worker.core.jobs import run_optimized_edit
+from worker.core.jobs import read_job, run_optimized_edit
 from worker.core.settings import CoreSettings
 from worker.core.store import Store
 
@@ -21,6 +23,7 @@ class JobRunner(Protocol):
     def submit(self, job_id: str) -> None: ...
     def requeue(self, job_id: str) -> None: ...  # an orphaned job, run again past the queue's cap
     def reachable(self) -> bool: ...
+    def depth(self) -> int | None: ...  # jobs waiting, None when it cannot be asked
     def close(self) -> None: ...
 
 
@@ -32,6 +35,7 @@ class LocalRunner:
         self.pool = ThreadPoolExecutor(settings.local_workers, thread_name_prefix="job")
         self._pending = 0
         self._lock = threading.Lock()
+        self.on_done: Callable[[float, str], None] | None = None  # (seconds since submitted, final status)
 
     def submit(self, job_id: str) -> None:
         with self._lock:
@@ -53,6 +57,13 @@ class LocalRunner:
         finally:
             with self._lock:
                 self._pending -= 1
+        job = read_job(self.store, job_id) if self.on_done else None
+        if self.on_done and job is not None and job.status in ("succeeded", "failed"):
+            self.on_done(time.time() - job.created_at, job.status)
+
+    def depth(self) -> int | None:
+        """Jobs waiting or running in the pool."""
+        return self._pending
 
     def reachable(self) -> bool:
         return True

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.api.deps import EditorDep, SettingsDep
 from app.schemas import AttributeInfo, AttributesResponse, CustomAttribute, Health, Ready
@@ -69,6 +70,12 @@ async def custom_attribute(editor: EditorDep, attribute_id: Annotated[str, Path(
     """A custom attribute's name, examples and what it keeps."""
     record = await run_in_threadpool(editor.custom_attribute, attribute_id)
     return CustomAttribute.model_validate(record)  # fields it does not list (direction, area) are left out
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests, latency, job queue depth and jobs, store bytes, model load time."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @health_router.get("/health", response_model=Health)
