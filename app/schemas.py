@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from worker.core.jobs import Status
 
@@ -56,10 +56,16 @@ class InterpolateResponse(BaseModel):
 class OptimizedEditRequest(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False)
 
-    latent_id: str = Field(description="the encoded face to edit (its z = E(x) is the start z0)")
+    latent_id: str = Field(
+        min_length=1, max_length=64, description="the encoded face to edit (its z = E(x) is the start z0)"
+    )
     edits: list[EditItem] = Field(default=[], max_length=8, description="attribute edits applied to z0 first")
     target_id: str | None = Field(
-        None, description="encoded face whose aligned image is the pixel target; default: the face itself"
+        None,
+        min_length=1,
+        max_length=64,
+        description="encoded face whose aligned image is the pixel target; default: the face itself "
+        "(required when latent_id is a generated face)",
     )
     steps: int = Field(100, ge=1, le=500)
     lambda1: float = Field(0.01, ge=0, le=10, description="weight of ||z - z0||^2")
@@ -75,6 +81,13 @@ class OptimizedEditRequest(BaseModel):
         max_length=8_000_000,
         description="brush edit: an image of the same size, painted (not black) where the strokes apply",
     )
+
+    @field_validator("steps", "lambda1", "lambda2", "lr", mode="before")
+    @classmethod
+    def _no_booleans(cls, v: object) -> object:
+        if isinstance(v, bool):  # JSON true/false would otherwise be read as 1 / 0
+            raise ValueError("must be a number, not a boolean")
+        return v
 
 
 class JobAccepted(BaseModel):

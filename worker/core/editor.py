@@ -249,9 +249,19 @@ class Editor:
                 "realism term: send lambda2=0",
                 family=self.engine.cfg.family,
             )
+        records = {}
         for latent_id in (params["latent_id"], params.get("target_id")):
-            if latent_id and self.store.get(key("latent", latent_id)) is None:
+            if latent_id is None:
+                continue
+            raw = self.store.get(key("latent", latent_id))
+            if raw is None:
                 raise NotFound(f"unknown or expired latent id {latent_id!r}; encode the face again")
+            records[latent_id] = json.loads(raw)
+        target = params.get("target_id") or params["latent_id"]
+        if "matrix" not in records[target]:  # refused now rather than accepted and failed in the queue
+            raise InvalidParameter(
+                f"latent {target!r} is a generated face: it has no photo to match. Send target_id, an encoded face"
+            )
         painted = self._strokes(strokes, mask) if strokes is not None or mask is not None else None
         now = time.time()
         job = JobRecord(id=new_id(), steps=params["steps"], created_at=now, updated_at=now, params=params)

@@ -35,7 +35,8 @@ JobId = Annotated[str, Path(max_length=64)]
     response_model=JobAccepted,
     responses={
         404: {"description": "unknown latent id"},
-        422: {"description": "invalid parameters"},
+        415: {"description": "strokes or mask are not an image"},
+        422: {"description": "invalid parameters (also: a generated face without target_id)"},
         429: {"description": "queue full"},
         503: {"description": "queue unreachable"},
     },
