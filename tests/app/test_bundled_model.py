@@ -16,6 +16,7 @@ from app.main import create_app
 from app.settings import Settings
 from models import load_checkpoint
 from models.losses import l2
+from tests.conftest import wait_for_job
 
 BUNDLED = Path(__file__).resolve().parents[2] / "checkpoints" / "celeba64"
 
@@ -81,3 +82,23 @@ def test_an_edit_leaves_what_lies_outside_its_area(bundled: TestClient, photos: 
         assert moved[y : y + h, x : x + w].max() > 8, name  # the face changed
         above = moved[max(0, y - h // 3) : y - h // 10, x : x + w]  # hair and background above the face
         assert above.max() == 0, name
+
+
+def test_an_optimised_edit_leaves_what_lies_outside_its_area(bundled: TestClient, photos: Path) -> None:
+    """The job composites with the attribute's calibrated area, as /edit does, not the whole head."""
+    attrs = {a["name"]: a for a in bundled.get("/attributes").json()["attributes"]}
+    name = next(n for n, a in sorted(attrs.items()) if not {"head", "hair"} & set(a["regions"]))
+    data = (photos / "astronaut.png").read_bytes()
+    r = bundled.post("/encode", files={"file": ("a.png", data)}).json()
+    x, y, w, h = r["face_box"]
+    job = bundled.post(
+        "/edits/optimized",
+        json={"latent_id": r["latent_id"], "edits": [{"attribute": name, "strength": 2}], "steps": 5},
+    )
+    assert job.status_code == 202, job.text
+    assert wait_for_job(bundled, job.json()["job_id"])["status"] == "succeeded"
+    out = bundled.get(f"/jobs/{job.json()['job_id']}/result")
+    original = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    moved = np.abs(np.asarray(Image.open(io.BytesIO(out.content)).convert("RGB")).astype(int) - original).max(2)
+    assert moved[y : y + h, x : x + w].max() > 8  # the face changed
+    assert moved[max(0, y - h // 3) : y - h // 10, x : x + w].max() == 0  # hair and background above it did not

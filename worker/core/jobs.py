@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from models.editing import OptimizeOptions, optimize_latent
 from worker.core.engine import Engine
 from worker.core.errors import Unavailable
-from worker.core.faces import Aligned
+from worker.core.faces import HEAD, Aligned, union
 from worker.core.images import decode_upload, encode_like, png_bytes
 from worker.core.latents import apply_to_photo, load_face
 from worker.core.settings import CoreSettings
@@ -138,7 +138,8 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
         if target_face.aligned is None:
             raise LookupError("the face to edit has no aligned crop (a generated face): give a target_id")
         z = engine.edit_latent(face.z[None], [(e["attribute"], e["strength"]) for e in p["edits"]])
-        target, weights = _target(target_face.aligned, store.get(key("strokes", job_id)))
+        strokes = store.get(key("strokes", job_id))
+        target, weights = _target(target_face.aligned, strokes)
         opts = OptimizeOptions(steps=p["steps"], lr=p["lr"], lambda1=p["lambda1"], lambda2=p["lambda2"])
 
         def progress(step: int, total: int, _objective: float) -> None:
@@ -154,7 +155,10 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
             engine.model.G, engine.model.D, z.to(device), target.to(device), opts, weights.to(device), progress
         )
         if face.photo is not None and face.aligned is not None:  # the change, applied to the user's photo
-            result, _ = encode_like(apply_to_photo(engine, face, z_opt.cpu()), face.photo)
+            # where the edits act, as calibrated (the whole head for brush strokes, which may be anywhere)
+            acting = [engine.area(e["attribute"]) for e in p["edits"] if e["strength"]]
+            area = HEAD if strokes is not None else union(acting)
+            result, _ = encode_like(apply_to_photo(engine, face, z_opt.cpu(), area=area), face.photo)
         else:
             result = png_bytes(np.ascontiguousarray(engine.render(z_opt.cpu())[0]))
         _persist(lambda: store.put(key("result", job_id), result, ttl_s), deadline)
