@@ -36,7 +36,21 @@ def _raw(url: str, head: str, body: bytes, read_timeout: float = 60) -> str:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=read_timeout) as s:
         s.sendall(head.encode() + b"\r\n" + body)
-        return s.recv(65536).decode(errors="replace")
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _length(answer):
+            chunk = s.recv(65536)  # head and body may come in separate packets
+            if not chunk:
+                break
+            answer += chunk
+        return answer.decode(errors="replace")
+
+
+def _length(answer: bytes) -> int:
+    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
 
 
 def test_a_keyless_upload_is_refused_before_its_body_is_read(keyed_server: str) -> None:
