@@ -32,7 +32,8 @@ from tqdm import tqdm
 from models.checkpoint import FaceModel, load_checkpoint, save_checkpoint
 from models.editing import RefineOptions, orthogonalize, refine_latent
 from training.classifier import AttributeClassifier, load_classifier
-from training.data import EVALUATED, DataOptions, to_model_input
+from training.data import EVALUATED, to_model_input
+from training.folders import DataOptions
 from training.identity import SAME_PERSON
 from training.identity import available as identity_available
 from training.photos import PhotoJudge

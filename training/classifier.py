@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from training.data import CelebA, DataOptions, batches, to_model_input
+from training.data import CelebA, batches, to_model_input
+from training.folders import DataOptions
 from training.runs import pick_device
 
 WEIGHTS, CONFIG = "classifier.safetensors", "classifier.json"

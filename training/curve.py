@@ -28,7 +28,8 @@ from torch import nn
 from models.checkpoint import build_generator, load_checkpoint, model_config, read_config
 from models.features import EfficientNetLite0, load_features, pooled
 from models.networks import sample_latents
-from training.data import DataOptions, to_model_input
+from training.data import to_model_input
+from training.folders import DataOptions
 from training.runs import pick_device
 
 

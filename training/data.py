@@ -33,31 +33,6 @@ CROP_BOX = CELEBA.crop_box
 CACHE_VERSION = 1
 
 
-@dataclass(frozen=True, kw_only=True)
-class DataOptions:
-    """The data options every training command shares; their fields become CLI flags."""
-
-    data: Path
-    max_images: int | None = None
-    val_fraction: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 where the hardware runs it natively (CUDA, AVX512-BF16/AMX CPUs)
-    cache_dir: Path | None = None
-    # More photo folders to train on besides `data`; with any, or with --align, every folder
-    # (data included) is aligned by the service's detector (training/folders.py).
-    folders: tuple[Path, ...] = ()
-    align: bool = False
-
-    def load_data(self, image_size: int) -> CelebA:
-        if self.folders or self.align or not (Path(self.data) / IMAGE_DIR).is_dir():
-            from training.folders import load_folders
-
-            return load_folders([Path(self.data), *self.folders], image_size, self.max_images,
-                                self.val_fraction, self.seed, self.cache_dir)  # fmt: skip
-        return load_celeba(self.data, image_size, self.max_images, self.val_fraction, self.seed, self.cache_dir)
-
-
 class CelebAFormatError(ValueError):
     """A CelebA label file that is missing or does not follow the official format."""
 

@@ -20,7 +20,8 @@ from models.features import perceptual
 from models.losses import LOSSES, get_loss, l1, l2, ssim
 from models.networks import ENCODER_KINDS, ConvEncoder, sample_latents
 from models.projected import FeatureEncoder
-from training.data import CelebA, DataOptions, batches, to_model_input
+from training.data import CelebA, batches, to_model_input
+from training.folders import DataOptions
 from training.plots import save_grid, save_loss_plot
 from training.runs import autocast_for, jsonable, new_run_dir, pick_device, write_options
 

@@ -24,7 +24,8 @@ from models.editing import RefineOptions, refine_latent
 from models.losses import l1, l2, ssim
 from models.networks import Generator, sample_latents
 from training.classifier import AttributeClassifier, load_classifier
-from training.data import EVALUATED, CelebA, DataOptions, to_model_input
+from training.data import EVALUATED, CelebA, to_model_input
+from training.folders import DataOptions
 from training.plots import save_grid
 from training.runs import jsonable, pick_device
 

@@ -33,9 +33,11 @@ from models.geometry import CELEBA, FaceGeometry
 from training.data import (
     ATTR_FILE,
     IDENTITY_FILE,
+    IMAGE_DIR,
     AttributeTable,
     CelebA,
     CelebAFormatError,
+    load_celeba,
     read_attributes,
     read_labels,
     split,
@@ -45,6 +47,29 @@ from worker.core.faces import align, detect_faces
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CACHE_VERSION = 1
 YOUNG_MAX_AGE, OLD_MIN_AGE = 30, 40  # ages between are left unknown for Young
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataOptions:
+    """The data options every training command shares; their fields become CLI flags."""
+
+    data: Path
+    max_images: int | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 where the hardware runs it natively (CUDA, AVX512-BF16/AMX CPUs)
+    cache_dir: Path | None = None
+    # More photo folders to train on besides `data`; with any, or with --align, every folder
+    # (data included) is aligned by the service's detector (training/folders.py).
+    folders: tuple[Path, ...] = ()
+    align: bool = False
+
+    def load_data(self, image_size: int) -> CelebA:
+        if self.folders or self.align or not (Path(self.data) / IMAGE_DIR).is_dir():
+            return load_folders([Path(self.data), *self.folders], image_size, self.max_images,
+                                self.val_fraction, self.seed, self.cache_dir)  # fmt: skip
+        return load_celeba(self.data, image_size, self.max_images, self.val_fraction, self.seed, self.cache_dir)
 
 
 @dataclass

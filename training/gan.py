@@ -35,7 +35,8 @@ from models.networks import (
 )
 from models.projected import CondGenerator, ProjectedDiscriminator
 from training.augment import diff_augment
-from training.data import CelebA, DataOptions, batches, to_model_input
+from training.data import CelebA, batches, to_model_input
+from training.folders import DataOptions
 from training.plots import save_grid, save_loss_plot
 from training.runs import autocast_for, new_run_dir, pick_device, write_options
 
