@@ -114,17 +114,24 @@ def run_bench(opts: BenchOptions) -> dict[str, object]:
     bf16 = device.type == "cuda" or cpu_has_bf16()
     if bf16:
         steps["ours bf16"] = _timed(ours("bf16"), opts.steps, opts.warmup, device)
-    # the conditional family's step: G(z, y) against the projected D (frozen features + heads + conv branch)
-    copts = CganOptions(data=opts.data, ngf=opts.ngf, ndf=opts.ndf, batch=opts.batch, feature_size=opts.feature_size)
-    cgan = CGAN(copts.model_config(), copts, device)
-    cgan.bind(data)
+    # the conditional family's step: G(z, y) against its D, with and without the frozen-feature heads
     fp32 = torch.autocast(device.type, enabled=False)
+    for weight, label in (
+        (0.0, "cgan fp32 (conv D)"),
+        (0.1, f"cgan fp32 (+ projected heads at {opts.feature_size} px)"),
+    ):
+        copts = CganOptions(
+            data=opts.data, ngf=opts.ngf, ndf=opts.ndf, batch=opts.batch,
+            feature_size=opts.feature_size, projected_weight=weight,
+        )  # fmt: skip
+        cgan = CGAN(copts.model_config(), copts, device)
+        cgan.bind(data)
 
-    def cgan_step() -> None:
-        sel, x = next(stream)
-        cgan.step(to_model_input(x, device), fp32, sel)
+        def cgan_step(cgan: CGAN = cgan) -> None:
+            sel, x = next(stream)
+            cgan.step(to_model_input(x, device), fp32, sel)
 
-    steps[f"cgan fp32 (projected D at {opts.feature_size} px)"] = _timed(cgan_step, opts.steps, opts.warmup, device)
+        steps[label] = _timed(cgan_step, opts.steps, opts.warmup, device)
     peak = {"fp32": matmul_rate(device, torch.float32)}
     if bf16:
         peak["bf16"] = matmul_rate(device, torch.bfloat16)

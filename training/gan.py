@@ -127,10 +127,13 @@ class CganOptions(TrainOptions):
 
     conditions: tuple[str, ...] = EDITABLE
     feature_size: int = 64  # 128 or more on a GPU; on CPUs the depthwise convs cost ~26 ms per image at 128
-    projected_weight: float = 0.1  # the frozen-feature heads' weight beside the conv branch (0: conv branch only)
+    # The frozen-feature heads' weight beside the conv branch. 0 by default: at 64 px on CPU budgets
+    # every weight tried (1, 0.1) let G settle on one face texture that fools the frozen features
+    # (MODEL_CARD.md, "The attribute-conditional family"); on a GPU at 128 px, try 0.1 - 1.
+    projected_weight: float = 0.0
     lr: float = 2e-4
-    beta1: float = 0.0
-    beta2: float = 0.99
+    beta1: float = 0.5
+    beta2: float = 0.999
     augment: str = "color,translation,cutout"
     lr_d: float | None = None  # D's learning rate (default: lr)
     diversity: float = 1.0  # weight of the mode-seeking term (Mao et al. 2019): G pays for ignoring z

@@ -23,7 +23,7 @@ FAMILIES = {  # command line -> family, whether an encoder is learnt, whether D 
     ("vae",): ("vae", True, False),
     ("vaegan",): ("vaegan", True, True),
     ("bigan",): ("bigan", True, False),
-    ("cgan",): ("cgan", False, True),  # G(z, y) against the projected D; E to (z, y) trained after
+    ("cgan", "--projected-weight", "0.1"): ("cgan", False, True),  # G(z, y) vs the conv + projected D; E after
 }
 
 
