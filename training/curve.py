@@ -98,7 +98,12 @@ def quality_curve(opts: CurveOptions) -> Path:
             points.append((minutes, fd))
             print(f"{run.name} {f.name}: {minutes:6.1f} CPU min  FD {fd:8.2f}", flush=True)
         result["runs"][run.name] = {"family": cfg.family, "points": points}  # type: ignore[index]
-        plt.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{cfg.family} ({run.name})")
+        recipe = cfg.family + (
+            f" + projected heads x{cfg.projected_weight:g}" if cfg.projected_weight and cfg.conditions else ""
+        )
+        plt.plot(
+            [p[0] for p in points], [p[1] for p in points], marker="o", label=f"{recipe} ({run.parent.name}/{run.name})"
+        )
     if opts.reference is not None:
         model = load_checkpoint(opts.reference, device, parts=("G",))
         fd = frechet(real, sample_features(net, model.G, len(idx), device))
