@@ -164,7 +164,9 @@ def run_bench(opts: BenchOptions) -> dict[str, object]:
     print("matmul limit (2048^2): " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peak.items()))
     print(f"{'step':42s} {'img/s':>8s} {'x ref':>6s} {'GFLOP/s':>8s} {'of limit':>8s}")
     for name, r in rows.items():
-        print(f"{name:42s} {r['img_s']:8.1f} {r['speedup']:6.2f} {r['gflop_s']:8.1f} {r['share_of_matmul_limit']:8.0%}")
+        counted = r["gflop_s"] == r["gflop_s"]  # not NaN: FLOPs counted for this step
+        flops_s = f"{r['gflop_s']:8.1f} {r['share_of_matmul_limit']:8.0%}" if counted else f"{'-':>8s} {'-':>8s}"
+        print(f"{name:42s} {r['img_s']:8.1f} {r['speedup']:6.2f} {flops_s}")
     if not bf16:
         print("bf16: not measured, this CPU has no native bf16 (AVX512-BF16 or AMX)")
     if opts.out:
