@@ -22,10 +22,10 @@ from app.metrics import Metrics, RequestMetrics
 from app.middleware import ApiKey, BodyLimits
 from app.settings import Settings, get_settings
 from worker.celery_runner import CeleryRunner
-from worker.core.editor import Editor
 from worker.core.engine import Engine
 from worker.core.errors import ServiceError
 from worker.core.runner import JobRunner, LocalRunner
+from worker.core.service import Service
 from worker.core.store import make_store
 
 STATIC = Path(__file__).parent / "static"
@@ -39,7 +39,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def build_editor(settings: Settings) -> Editor:
+def build_service(settings: Settings) -> Service:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     engine = Engine.from_checkpoint(
@@ -48,7 +48,7 @@ def build_editor(settings: Settings) -> Editor:
     store = make_store(settings.redis_url, settings.memory_store_max_bytes)
     # Where jobs run is chosen here, once: Celery workers over Redis, or the in-process pool.
     runner: JobRunner = CeleryRunner(settings) if settings.redis_url else LocalRunner(engine, store, settings)
-    return Editor(engine, store, runner, settings)
+    return Service.assemble(engine, store, runner, settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,15 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         start = time.perf_counter()
-        app.state.editor = build_editor(settings)
+        service = app.state.service = build_service(settings)
         metrics.model_load.set(time.perf_counter() - start)
-        runner = app.state.editor.runner
+        runner = service.runner
         if isinstance(runner, LocalRunner):
             runner.on_done = lambda seconds, outcome: metrics.jobs.labels(outcome).observe(seconds)
         metrics.watch(app.state)
         yield
-        app.state.editor.runner.close()
-        app.state.editor.engine.close()
+        service.close()
 
     app = FastAPI(
         title="Face editing service",

@@ -60,14 +60,14 @@ class _State(Collector):
         self.app_state = app_state
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        editor = getattr(self.app_state, "editor", None)
-        if editor is None:
+        service = getattr(self.app_state, "service", None)
+        if service is None:
             return
-        depth = editor.runner.depth()  # None when the queue cannot be asked (Redis down): left out
+        depth = service.queue_depth()  # None when the queue cannot be asked (Redis down): left out
         if depth is not None:
             yield GaugeMetricFamily("faceedit_job_queue_depth", "Jobs waiting (and, embedded, running)", value=depth)
-        size = getattr(editor.store, "size", None)
-        if isinstance(size, int):
+        size = service.store_bytes()
+        if size is not None:
             yield GaugeMetricFamily("faceedit_store_bytes", "Bytes of keys and values held", value=float(size))
 
 

@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from models.edits import Calibration, Direction
 from models.geometry import CELEBA, FaceGeometry
 from models.networks import (
     ConvEncoder,
@@ -62,6 +63,7 @@ class FaceModel:
     E: nn.Module | None = None  # an Encoder, or the conditional family's FeatureEncoder
     directions: Tensor | None = None  # (K, nz), row i edits attribute_names[i]
     attribute_names: list[str] = field(default_factory=list)
+    calibrations: dict[str, Calibration] = field(default_factory=dict)  # by attribute name
     meta: dict[str, Any] = field(default_factory=dict)  # data, options, counts, metrics
     geometry: FaceGeometry = CELEBA  # the alignment the model was trained on
 
@@ -89,19 +91,11 @@ class FaceModel:
             raise KeyError(name)
         return self.directions[self.attribute_names.index(name)]
 
-    def calibration(self, name: str) -> dict[str, Any]:
-        """What calibration chose for `name` (lengths, area, what it reached); {} if never calibrated."""
-        return dict(self.meta.get("directions", {}).get("calibration", {}).get("attributes", {}).get(name, {}))
-
-    def step(self, name: str, strength: Tensor) -> Tensor:
-        """strength (B,) -> latent steps (B, nz) along `name`'s direction. The direction's length
-        is strength 1 for adding the attribute; a calibration may give removing it a length of
-        its own (`remove_length`), so strength -1 also reaches the other side."""
+    def attribute(self, name: str) -> Direction:
+        """`name`'s edit: its direction and what strength 1 means (as calibrated, or the
+        direction itself on the whole head when never calibrated). KeyError if unknown."""
         v = self.direction(name)
-        cal = self.calibration(name)
-        remove = float(cal.get("remove_length", cal.get("length", 1.0))) / float(cal.get("length", 1.0))
-        strength = strength.to(v.device, v.dtype)
-        return (strength * torch.where(strength < 0, remove, 1.0))[:, None] * v
+        return Direction(name, v, self.calibrations.get(name) or Calibration.assumed(v))
 
 
 def save_checkpoint(path: str | Path, model: FaceModel, half: bool = False) -> Path:
@@ -127,6 +121,10 @@ def save_checkpoint(path: str | Path, model: FaceModel, half: bool = False) -> P
         "face_geometry": model.geometry.to_json(),
         **model.meta,
     }
+    if model.calibrations:  # beside the rest of what calibration measured (meta["directions"]["calibration"])
+        directions = config["directions"] = dict(config.get("directions", {}))
+        summary = directions["calibration"] = dict(directions.get("calibration", {}))
+        summary["attributes"] = {n: c.to_json() for n, c in model.calibrations.items()}
     tmp = path / (WEIGHTS + ".tmp")
     save_file(tensors, str(tmp))
     tmp.replace(path / WEIGHTS)  # atomic: a reader never sees half a file
@@ -216,7 +214,29 @@ def load_checkpoint(
             raise CheckpointError(f"{path}: face_geometry is invalid: {e}") from e
     own = ("format_version", "model", "parts", "attribute_names", "face_geometry")
     model.meta = {k: v for k, v in config.items() if k not in own}
+    model.calibrations = _calibrations(path, model.meta, model.attribute_names)
     return model.to(device).eval()
+
+
+def _calibrations(path: Path, meta: dict[str, Any], names: list[str]) -> dict[str, Calibration]:
+    """The calibrated attributes, parsed and checked, taken out of `meta` (they are written back
+    from `FaceModel.calibrations`)."""
+    summary = meta.get("directions", {}).get("calibration") if isinstance(meta.get("directions"), dict) else None
+    if not isinstance(summary, dict) or "attributes" not in summary:
+        return {}
+    raw = summary.pop("attributes")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: directions.calibration.attributes must be an object")
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise CheckpointError(f"{path}: calibration of attributes without a direction: {unknown}")
+    out = {}
+    for name, cal in raw.items():
+        try:
+            out[name] = Calibration.from_json(cal)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: calibration of {name} is invalid: {e}") from e
+    return out
 
 
 def optimizer_state(optim: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, Tensor], str]:

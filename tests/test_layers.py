@@ -53,6 +53,22 @@ def test_every_package_imports_only_the_layers_beneath_it() -> None:
     assert not wrong, wrong
 
 
+# What training may use of the core: the way into the model and the way out to the photo, as
+# the service runs them, never the service's own state (store, runner, jobs, editor).
+SERVICE_STATE = ("editor", "runner", "store", "service", "library", "optimized", "custom", "jobs")
+
+
+def test_training_uses_the_core_s_pipeline_not_its_service_state() -> None:
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in _imports().items()
+        if _layer(module) == "training"
+        for target in targets
+        if target.startswith("worker.core.") and target.split(".")[2] in SERVICE_STATE
+    ]
+    assert not wrong, wrong
+
+
 @pytest.mark.parametrize("framework", ["fastapi", "starlette", "celery", "kombu"])
 def test_the_core_knows_no_web_or_queue_framework(framework: str) -> None:
     core = {m: t for m, t in _imports().items() if _layer(m) == "worker.core"}

@@ -91,7 +91,7 @@ def evaluate(opts: EvaluateOptions) -> Path:
                 k = names.index(a)
                 has = labels[sel, k].to(device).bool()
                 sign = torch.where(has, -1.0, 1.0)  # push each face to the other side
-                edited = G(z + model.step(a, sign * strength))
+                edited = G(z + model.attribute(a).offset(sign * strength))
                 pred = clf(edited) > 0
                 reached[a] += int((pred[:, k] == ~has).sum())
                 kept[a] += (pred == base).float().sum(0).cpu()

@@ -4,8 +4,9 @@ Test photos are made from held-out CelebA faces (people not in the training spli
 users' photos differ from aligned crops: the tight crop itself, a portrait on a larger
 canvas, a small face on a big photo, a phone JPEG stored sideways with its EXIF orientation,
 black and white, and dark; plus the shipped photos in ../shared/data/photos. Each is
-encoded and edited by `worker.core.editor.Editor` exactly as `/edit?paste=true` does, and
-judged by an independent identity model (training.identity) and the attribute classifier.
+decoded, inverted and edited with the service core's own functions, exactly as
+`/edit?paste=true` does (`invert_photo`, `latent_edit`, `edited_photo`), and judged by an
+independent identity model (training.identity) and the attribute classifier.
 """
 
 from __future__ import annotations
@@ -22,18 +23,21 @@ from PIL import Image, ImageFilter, ImageOps
 from torch import Tensor
 from tqdm import tqdm
 
+from models.areas import Area
 from models.checkpoint import FaceModel
+from models.editing import RefineOptions
+from models.edits import latent_edit
 from training.classifier import AttributeClassifier
 from training.data import CelebA
 from training.identity import SAME_PERSON, IdentityJudge
-from worker.core.editor import Editor
+from worker.core.composite import edited_photo
 from worker.core.engine import Engine
 from worker.core.errors import ServiceError
-from worker.core.faces import Area, warp_to_crop
-from worker.core.latents import Encoded, apply_to_photo
-from worker.core.runner import LocalRunner
+from worker.core.faces import warp_to_crop
+from worker.core.images import decode_upload
+from worker.core.inversion import invert_photo
+from worker.core.latents import Encoded
 from worker.core.settings import CoreSettings
-from worker.core.store import MemoryStore
 
 KINDS = ("crop", "portrait", "small", "exif", "grey", "dark")
 
@@ -99,11 +103,11 @@ def test_photos(data: CelebA, per_kind: int, shipped: Path | None, seed: int = 0
     return photos
 
 
-def local_editor(engine: Engine) -> Editor:
-    """The service's editor on this engine, in-process: photos go through exactly its pipeline."""
-    settings = CoreSettings(batch_wait_ms=0)
-    store = MemoryStore()
-    return Editor(engine, store, LocalRunner(engine, store, settings), settings)
+def encode_photo(engine: Engine, data: bytes, face: int = 0) -> Encoded:
+    """An upload decoded and inverted as `/encode` does it, with the service's default settings."""
+    s = CoreSettings()
+    refine = RefineOptions(steps=s.refine_steps, budget_s=s.refine_budget_ms / 1000) if s.refine_steps else None
+    return invert_photo(engine, decode_upload(data, s), face=face, refine=refine)
 
 
 class PhotoJudge:
@@ -116,21 +120,19 @@ class PhotoJudge:
     ) -> None:
         rng = np.random.default_rng(seed)
         self.engine = Engine(model, batch_wait_ms=0)
-        editor = local_editor(self.engine)
         self.judge = IdentityJudge()
         self.faces: list[tuple[Encoded, Any, np.ndarray]] = []  # encoded photo, dlib rect, descriptor
         crops = []
         for j, i in enumerate(tqdm(idx, desc="calibration photos", unit="photo")):
             path = data.photo_path(i)
             try:
-                enc = editor.encode_upload(make_photo(path, KINDS[j % len(KINDS)], rng))
+                enc = encode_photo(self.engine, make_photo(path, KINDS[j % len(KINDS)], rng))
             except ServiceError:
                 continue
             assert enc.photo is not None and enc.face_box is not None
             rect = self.judge.locate(enc.photo.pixels, enc.face_box)
             self.faces.append((enc, rect, self.judge.descriptor(enc.photo.pixels, rect)))
             crops.append(_crop_of(enc.photo.pixels, enc, self.engine.image_size))
-        editor.runner.close()
         self.has = torch.from_numpy(_judge(clf, crops))  # (N, K): the classifier's view of each face
 
     def same_share(self, step: Tensor, area: Area, group: Tensor) -> float:
@@ -138,7 +140,7 @@ class PhotoJudge:
         same = []
         for (enc, rect, ref), chosen in zip(self.faces, group.tolist(), strict=True):
             if chosen:
-                out = apply_to_photo(self.engine, enc, enc.z[None] + step.cpu(), "change", area)
+                out = edited_photo(self.engine, enc, enc.z[None] + step.cpu(), "change", area)
                 same.append(np.linalg.norm(self.judge.descriptor(out, rect) - ref) < SAME_PERSON)
         return float(np.mean(same))
 
@@ -177,7 +179,6 @@ def evaluate_photos(
 ) -> dict[str, Any]:
     """Faces found, identity kept and attributes reached on whole photos, per blend; and a sheet."""
     engine = Engine.from_checkpoint(str(checkpoint), "cpu", batch_wait_ms=0)
-    editor = local_editor(engine)
     judge = IdentityJudge()
     size = engine.image_size
     blends = ("change", "generated")
@@ -188,7 +189,7 @@ def evaluate_photos(
     rows: list[np.ndarray] = []
     for p in tqdm(photos, desc="photos", unit="photo"):
         try:
-            enc = editor.encode_upload(p.data, p.face)
+            enc = encode_photo(engine, p.data, p.face)
         except ServiceError:
             found.setdefault(p.kind, []).append(False)
             continue
@@ -203,10 +204,10 @@ def evaluate_photos(
         for a in attributes:
             k = names.index(a)
             sign = -1.0 if before[k] else 1.0  # push each face to the other side
-            edit = [(a, sign * strength)]
-            z_edit = engine.edit_latent(enc.z[None], edit)
+            change = latent_edit([(engine.attribute(a), sign * strength)], engine.cfg.latent_size)
+            z_edit = enc.z[None] + change.offset
             for b in blends:
-                out = apply_to_photo(engine, enc, z_edit, b, engine.area(a))  # type: ignore[arg-type]
+                out = edited_photo(engine, enc, z_edit, b, change.area)  # type: ignore[arg-type]
                 same[b][a].append(float(np.linalg.norm(judge.descriptor(out, rect) - ref)))
                 reached[b][a].append(bool(_judge(clf, [_crop_of(out, enc, size)])[0][k] != before[k]))
                 if b == "change":
@@ -215,7 +216,6 @@ def evaluate_photos(
             rows.append(np.concatenate(tiles, axis=1))
     if rows:
         Image.fromarray(np.concatenate(rows, axis=0)).save(sheet_path)
-    editor.runner.close()
     engine.close()
     n_found = sum(sum(v) for v in found.values())
     return {

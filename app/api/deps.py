@@ -8,18 +8,18 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.settings import Settings
-from worker.core.editor import Editor
+from worker.core.service import Service
 
 
-def get_editor(request: Request) -> Editor:
-    return request.app.state.editor  # type: ignore[no-any-return]
+def get_service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-EditorDep = Annotated[Editor, Depends(get_editor)]
+ServiceDep = Annotated[Service, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)

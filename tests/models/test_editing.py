@@ -3,26 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.checkpoint import FaceModel
 from models.editing import OptimizeOptions, lerp, objective, optimize_latent, slerp
 from models.losses import LOSSES, get_loss, l1, l2, ssim
 from models.networks import Discriminator, Generator, ModelConfig
 from tests.conftest import calibrate_batchnorm
-
-
-def test_a_step_is_linear_on_each_side_with_its_calibrated_length() -> None:
-    model = FaceModel.new(ModelConfig(nz=10, ngf=4, ndf=4, image_size=64))
-    model.attribute_names, model.directions = ["Smiling", "Male"], torch.randn(2, 10)
-    v = model.directions[0]
-    assert torch.equal(model.step("Smiling", torch.zeros(3)), torch.zeros(3, 10))
-    assert torch.allclose(model.step("Smiling", torch.tensor([1.0, -0.5])), torch.stack([v, -0.5 * v]))
-    cal = {"Smiling": {"length": 2.0, "remove_length": 3.0}}  # removing a smile takes a longer step
-    model.meta["directions"] = {"calibration": {"attributes": cal}}
-    steps = model.step("Smiling", torch.tensor([2.0, 1.0, -1.0, -2.0]))
-    assert torch.allclose(steps, torch.stack([2 * v, v, -1.5 * v, -3 * v]))
-    assert torch.allclose(model.step("Male", torch.tensor([-1.0])), -model.directions[1:])  # one length
-    with pytest.raises(KeyError):
-        model.step("Bald", torch.ones(1))
 
 
 @pytest.mark.parametrize("fn", [lerp, slerp])

@@ -7,13 +7,13 @@ from pathlib import Path
 import torch
 
 from models import load_checkpoint
+from models.areas import HEAD, Area
 from tests.app.test_bundled_model import BUNDLED
 from tests.conftest import SHARED
-from training.attributes import Setting, best_setting, longest_kept
+from training.calibration import Setting, best_setting, longest_kept
 from training.classifier import AttributeClassifier
 from training.data import load_celeba
 from training.photos import PhotoJudge
-from worker.core.faces import HEAD, Area
 
 EYES = Area(regions=("eyes",))
 

@@ -11,8 +11,7 @@ from PIL import Image
 from models import load_checkpoint
 from tests.conftest import SHARED
 from training.__main__ import main
-from training.attributes import AREAS
-from worker.core.faces import Area
+from training.calibration import AREAS
 
 TINY = ["--ngf", "4", "--ndf", "4", "--nz", "8", "--batch", "8", "--device", "cpu"]
 
@@ -80,9 +79,9 @@ def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.C
     model = load_checkpoint(ckpt)
     assert model.directions is not None and model.directions.shape == (40, 8)
     assert sum(model.meta["attributes"]["Smiling"][k] for k in ("with", "without")) > 0
-    smiling = model.meta["directions"]["calibration"]["attributes"]["Smiling"]
-    assert model.directions[model.attribute_names.index("Smiling")].norm() == pytest.approx(smiling["length"], rel=1e-3)
-    assert Area.from_json(smiling) in AREAS and 0 <= smiling["reached"] <= 1
+    smiling = model.calibrations["Smiling"]
+    assert model.directions[model.attribute_names.index("Smiling")].norm() == pytest.approx(smiling.length, rel=1e-3)
+    assert smiling.area in AREAS and smiling.reached is not None and 0 <= smiling.reached <= 1
     assert model.meta["default_strength"] == 1.0
     assert model.meta["directions"]["conditional"]["Eyeglasses"] == ["Male", "Young"]
 

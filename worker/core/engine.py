@@ -20,8 +20,8 @@ from torch import Tensor
 
 from models.checkpoint import FaceModel, load_checkpoint
 from models.editing import RefineOptions, refine_latent
+from models.edits import Direction
 from models.geometry import FaceGeometry
-from worker.core.faces import Area
 
 _STOP = object()
 
@@ -81,18 +81,9 @@ class Engine:
         norms = self.model.directions.norm(dim=1)
         return float(norms[norms > 0].median()) if bool((norms > 0).any()) else 1.0
 
-    def area(self, name: str) -> Area:
-        """Where a built-in attribute's edit acts, as calibrated (the whole head for checkpoints
-        calibrated without areas)."""
-        return Area.from_json(self.model.calibration(name))
-
-    def step(self, name: str, strength: float) -> Tensor:
-        """The latent step (nz,) of a built-in attribute at this strength, on the CPU."""
-        return self.model.step(name, torch.tensor([strength]))[0].cpu()
-
-    def edit_latent(self, z: Tensor, edits: list[tuple[str, float]]) -> Tensor:
-        """z (B, nz) + the sum of the steps of (attribute, strength) pairs; names must be known."""
-        return z + sum((self.step(a, s) for a, s in edits), torch.zeros(z.shape[1]))
+    def attribute(self, name: str) -> Direction:
+        """A built-in attribute's edit (direction and calibration); KeyError if unknown."""
+        return self.model.attribute(name)
 
     # --- the two forward passes -------------------------------------------------------
 

@@ -21,25 +21,40 @@ import functools
 import io
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from PIL import Image
 from pydantic import BaseModel
 
+from models.areas import HEAD
 from models.editing import OptimizeOptions, optimize_latent
+from models.edits import latent_edit
+from worker.core.composite import edited_photo
 from worker.core.engine import Engine
 from worker.core.errors import Unavailable
-from worker.core.faces import HEAD, Aligned, union
+from worker.core.faces import Aligned
 from worker.core.images import decode_upload, encode_like, png_bytes
-from worker.core.latents import apply_to_photo, load_face
+from worker.core.latents import load_face
 from worker.core.settings import CoreSettings
 from worker.core.store import Store, key
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 HEARTBEAT_S = 0.25  # a running job writes its progress and heartbeat at most this often
 TIME_LIMIT_ERROR = "the job ran past its time limit"
+
+
+class OptimizedEdit(BaseModel):
+    """What an optimised-edit job does (checked by the API before it is queued)."""
+
+    latent_id: str  # the face to edit: its z, with `edits` applied, is the start z0
+    target_id: str | None = None  # the face whose aligned crop is the pixel target (default: the face)
+    edits: list[tuple[str, float]] = []  # (built-in attribute, strength)
+    steps: int
+    lr: float
+    lambda1: float  # weight of ||z - z0||^2
+    lambda2: float  # weight of the discriminator's realism term
 
 
 class JobRecord(BaseModel):
@@ -54,7 +69,7 @@ class JobRecord(BaseModel):
     updated_at: float
     started_at: float | None = None  # of the current attempt
     heartbeat_at: float | None = None
-    params: dict[str, Any]
+    params: OptimizedEdit
 
 
 class JobTimeout(Exception):
@@ -133,14 +148,15 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
 
     try:
         p = job.params
-        face = load_face(store, p["latent_id"], functools.partial(decode_upload, settings=settings))
-        target_face = load_face(store, p["target_id"]) if p.get("target_id") else face
+        face = load_face(store, p.latent_id, functools.partial(decode_upload, settings=settings))
+        target_face = load_face(store, p.target_id) if p.target_id else face
         if target_face.aligned is None:
             raise LookupError("the face to edit has no aligned crop (a generated face): give a target_id")
-        z = engine.edit_latent(face.z[None], [(e["attribute"], e["strength"]) for e in p["edits"]])
+        change = latent_edit([(engine.attribute(a), s) for a, s in p.edits], engine.cfg.latent_size)
+        z = face.z[None] + change.offset
         strokes = store.get(key("strokes", job_id))
         target, weights = _target(target_face.aligned, strokes)
-        opts = OptimizeOptions(steps=p["steps"], lr=p["lr"], lambda1=p["lambda1"], lambda2=p["lambda2"])
+        opts = OptimizeOptions(steps=p.steps, lr=p.lr, lambda1=p.lambda1, lambda2=p.lambda2)
 
         def progress(step: int, total: int, _objective: float) -> None:
             if time.monotonic() > deadline:
@@ -156,9 +172,8 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
         )
         if face.photo is not None and face.aligned is not None:  # the change, applied to the user's photo
             # where the edits act, as calibrated (the whole head for brush strokes, which may be anywhere)
-            acting = [engine.area(e["attribute"]) for e in p["edits"] if e["strength"]]
-            area = HEAD if strokes is not None else union(acting)
-            result, _ = encode_like(apply_to_photo(engine, face, z_opt.cpu(), area=area), face.photo)
+            area = HEAD if strokes is not None else change.area
+            result, _ = encode_like(edited_photo(engine, face, z_opt.cpu(), area=area), face.photo)
         else:
             result = png_bytes(np.ascontiguousarray(engine.render(z_opt.cpu())[0]))
         _persist(lambda: store.put(key("result", job_id), result, ttl_s), deadline)

@@ -1,4 +1,4 @@
-"""A face as the service keeps it between requests, and an edit applied to its photo.
+"""A face as the service keeps it between requests.
 
 What one request knows of a face (`Encoded`: z, the aligned crop with its validity mask,
 the decoded photo) and what is stored for later requests: the z record, the crop as an RGBA
@@ -13,19 +13,16 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from worker.core import faces
-from worker.core.engine import Engine
 from worker.core.errors import NotFound
 from worker.core.images import Photo, png_bytes
 from worker.core.store import Store, key
-
-Blend = Literal["change", "generated"]
 
 
 def new_id() -> str:
@@ -74,18 +71,3 @@ def load_face(store: Store, latent_id: str, decode: Callable[[bytes], Photo] | N
         if photo_bytes is not None:
             enc.photo = decode(photo_bytes)
     return enc
-
-
-def apply_to_photo(
-    engine: Engine, enc: Encoded, z_edit: torch.Tensor, blend: Blend = "change", area: faces.Area = faces.HEAD
-) -> np.ndarray:
-    """The photo with the edit: its own pixels + mask * (G(z + edit) - G(z)) (the default),
-    or the generated face blended over it (`blend="generated"`)."""
-    assert enc.photo is not None and enc.aligned is not None
-    if blend == "generated":
-        face_img = engine.render(z_edit)[0]
-        return faces.paste_face(enc.photo.pixels, face_img, enc.aligned, enc.grayscale)
-    both = engine.render(torch.cat([enc.z[None], z_edit]))  # one pass for the two renders
-    delta = both[1].astype(np.float32) - both[0].astype(np.float32)
-    mask = faces.change_mask(delta, enc.aligned.valid, area, engine.geometry)
-    return faces.apply_change(enc.photo.pixels, delta, mask, enc.aligned.matrix, enc.grayscale)

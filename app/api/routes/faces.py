@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from app.api.deps import EditorDep
+from app.api.deps import ServiceDep
 from app.schemas import (
     EditItem,
     EditResponse,
@@ -19,9 +20,10 @@ from app.schemas import (
     InterpolateResponse,
     Inversion,
 )
-from worker.core.editor import Blend, Editor
+from worker.core.composite import Blend
 from worker.core.errors import InvalidParameter
 from worker.core.images import data_url, gif_bytes, png_bytes, strip
+from worker.core.service import Service
 
 router = APIRouter(tags=["faces"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
@@ -42,7 +44,7 @@ FileDep = Annotated[UploadFile | None, File(description="a photo (JPEG, PNG, Web
 
 @router.post("/encode", response_model=EncodeResponse, responses=ERRORS)
 async def encode(
-    editor: EditorDep,
+    service: ServiceDep,
     file: Annotated[UploadFile, File(description="a photo (JPEG, PNG, WebP...)")],
     face: Annotated[int, Query(ge=0, le=99, description="which face, largest first")] = 0,
     aligned: Annotated[bool, Query(description="the upload is already an aligned face crop")] = False,
@@ -50,13 +52,13 @@ async def encode(
 ) -> EncodeResponse:
     """Find the face, align it, invert it, and return its latent id, z and reconstruction."""
     data = await file.read()
-    return await run_in_threadpool(_encode, editor, data, face, aligned, refine)
+    return await run_in_threadpool(_encode, service, data, face, aligned, refine)
 
 
-def _encode(editor: Editor, data: bytes, face: int, aligned: bool, refine: bool) -> EncodeResponse:
-    enc = editor.encode_upload(data, face, aligned, refine)
+def _encode(service: Service, data: bytes, face: int, aligned: bool, refine: bool) -> EncodeResponse:
+    enc = service.faces.encode(data, face=face, aligned=aligned, refine=refine)
     assert enc.aligned is not None
-    rec = editor.engine.render(enc.z[None])[0]
+    rec = service.faces.reconstruction(enc)
     inv = enc.inversion
     return EncodeResponse(
         latent_id=enc.latent_id,
@@ -108,7 +110,7 @@ def parse_edits(attributes: list[str], strengths: list[str], default: float) -> 
 
 @router.post("/edit", responses={**IMAGE, **ERRORS}, response_model=EditResponse)
 async def edit(
-    editor: EditorDep,
+    service: ServiceDep,
     file: FileDep = None,
     latent_id: Annotated[str | None, Query(max_length=64, description="an id from /encode or /generate")] = None,
     attribute: Annotated[list[str], Query(description="attribute name; repeat it, or send a JSON list")] = [],  # noqa: B006
@@ -130,9 +132,21 @@ async def edit(
     refine: Annotated[bool, Query(description="with an upload: refine its inversion (slower, closer to you)")] = True,
 ) -> Response | EditResponse:
     """Edit a face's attributes: z + sum s_i v_i, applied to your photo (or rendered by G)."""
-    edits = parse_edits(attribute, strength, editor.engine.default_strength)
+    edits = parse_edits(attribute, strength, service.editor.default_strength)
     upload = await file.read() if file is not None else None
-    out = await run_in_threadpool(editor.edit, edits, paste, blend, latent_id, upload, face, aligned, refine)
+    out = await run_in_threadpool(
+        partial(
+            service.editor.edit,
+            edits,
+            paste=paste,
+            blend=blend,
+            latent_id=latent_id,
+            upload=upload,
+            face=face,
+            aligned=aligned,
+            refine=refine,
+        )
+    )
     if format == "json":
         return EditResponse(
             image=data_url(out.data, out.media_type),
@@ -149,15 +163,21 @@ async def edit(
     response_model=InterpolateResponse,
 )
 async def interpolate(
-    editor: EditorDep,
+    service: ServiceDep,
     from_id: Annotated[str, Query(alias="from", max_length=64)],
     to_id: Annotated[str, Query(alias="to", max_length=64)],
     steps: Annotated[int, Query(ge=2, le=32)] = 8,
     method: Annotated[Literal["slerp", "linear"], Query()] = "slerp",
     format: Annotated[Literal["png", "gif", "json"], Query()] = "png",
+    attribute: Annotated[list[str], Query(description="edits applied to every frame, as in /edit")] = [],  # noqa: B006
+    strength: Annotated[list[str], Query(description="one per attribute, or one for all")] = [],  # noqa: B006
 ) -> Response | InterpolateResponse:
-    """Frames between two encoded faces, as a PNG strip, an animated GIF or JSON."""
-    frames = await run_in_threadpool(editor.interpolate, from_id, to_id, steps, method)
+    """Frames between two encoded faces (each with the same edits, if any), as a PNG strip, an
+    animated GIF or JSON."""
+    edits = parse_edits(attribute, strength, service.editor.default_strength)
+    frames = await run_in_threadpool(
+        partial(service.editor.interpolate, from_id, to_id, steps=steps, method=method, edits=edits)
+    )
     if format == "png":
         return Response(png_bytes(strip(frames)), media_type="image/png")
     if format == "gif":
@@ -167,13 +187,13 @@ async def interpolate(
 
 @router.get("/generate", responses={**PNG, 422: ERRORS[422]}, response_model=GenerateResponse)
 async def generate(
-    editor: EditorDep,
+    service: ServiceDep,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     n: Annotated[int, Query(ge=1, le=16)] = 4,
     format: Annotated[Literal["png", "json"], Query()] = "png",
 ) -> Response | GenerateResponse:
     """Random faces G(z), z ~ N(0, I) from the seed; each gets a latent id to edit."""
-    images, ids = await run_in_threadpool(editor.generate, seed, n)
+    images, ids = await run_in_threadpool(service.faces.generate, seed, n)
     if format == "png":
         return Response(png_bytes(strip(images)), media_type="image/png")
     return GenerateResponse(

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from app.api.deps import EditorDep
+from app.api.deps import ServiceDep
 from app.schemas import JobAccepted, JobStatus, OptimizedEditRequest
 from worker.core.errors import InvalidParameter
 from worker.core.images import media_type_of
+from worker.core.jobs import OptimizedEdit
 
 router = APIRouter(tags=["jobs"])
 
@@ -41,15 +42,16 @@ JobId = Annotated[str, Path(max_length=64)]
         503: {"description": "queue unreachable"},
     },
 )
-async def optimized_edit(editor: EditorDep, body: OptimizedEditRequest, request: Request) -> JobAccepted:
+async def optimized_edit(service: ServiceDep, body: OptimizedEditRequest, request: Request) -> JobAccepted:
     """Queue the optimised edit (Zhu et al. 2016) with the discriminator's realism term;
     with `strokes` and `mask`, the brush edit: the nearest realistic face matching the strokes."""
-    params = body.model_dump(exclude={"strokes", "mask"})
-    params["edits"] = [e.model_dump() for e in body.edits]
+    params = OptimizedEdit(
+        **body.model_dump(exclude={"strokes", "mask", "edits"}), edits=[(e.attribute, e.strength) for e in body.edits]
+    )
     strokes, mask = (
         from_data_url(v, name) if v else None for v, name in ((body.strokes, "strokes"), (body.mask, "mask"))
     )
-    job = await run_in_threadpool(editor.submit_optimized, params, strokes, mask)
+    job = await run_in_threadpool(service.jobs.submit, params, strokes, mask)
     return JobAccepted(
         job_id=job.id,
         status=job.status,
@@ -59,9 +61,9 @@ async def optimized_edit(editor: EditorDep, body: OptimizedEditRequest, request:
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus, responses={404: {"description": "unknown or expired job"}})
-async def job_status(editor: EditorDep, job_id: JobId) -> JobStatus:
+async def job_status(service: ServiceDep, job_id: JobId) -> JobStatus:
     """queued, running (with progress), succeeded or failed."""
-    job = await run_in_threadpool(editor.job, job_id)
+    job = await run_in_threadpool(service.jobs.status, job_id)
     return JobStatus(**job.model_dump(exclude={"params", "started_at"}))
 
 
@@ -74,7 +76,7 @@ async def job_status(editor: EditorDep, job_id: JobId) -> JobStatus:
     },
     response_class=Response,
 )
-async def job_result(editor: EditorDep, job_id: JobId) -> Response:
+async def job_result(service: ServiceDep, job_id: JobId) -> Response:
     """The optimised edit's image, once the job has succeeded."""
-    data = await run_in_threadpool(editor.job_result, job_id)
+    data = await run_in_threadpool(service.jobs.result, job_id)
     return Response(data, media_type=media_type_of(data))

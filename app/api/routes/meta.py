@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
@@ -9,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.api.deps import EditorDep, SettingsDep
+from app.api.deps import ServiceDep, SettingsDep
 from app.schemas import AttributeInfo, AttributesResponse, CustomAttribute, Health, Ready
 
 router = APIRouter(tags=["service"])
@@ -17,22 +18,11 @@ health_router = APIRouter(tags=["service"])
 
 
 @router.get("/attributes", response_model=AttributesResponse)
-def attributes(editor: EditorDep, settings: SettingsDep) -> AttributesResponse:
+def attributes(service: ServiceDep, settings: SettingsDep) -> AttributesResponse:
     """The editable attributes: names, what each does, and their training label counts."""
     return AttributesResponse(
-        attributes=[
-            AttributeInfo(
-                name=a["name"],
-                description=a["description"],
-                with_count=a["with"],
-                without_count=a["without"],
-                regions=a["regions"],
-                reached=a["reached"],
-                same_person=a["same_person"],
-            )
-            for a in editor.attributes()
-        ],
-        default_strength=editor.engine.default_strength,
+        attributes=[AttributeInfo.model_validate(asdict(a)) for a in service.editor.attributes()],
+        default_strength=service.editor.default_strength,
         max_strength=settings.max_strength,
     )
 
@@ -48,7 +38,7 @@ def attributes(editor: EditorDep, settings: SettingsDep) -> AttributesResponse:
     },
 )
 async def create_custom_attribute(
-    editor: EditorDep,
+    service: ServiceDep,
     with_look: Annotated[list[UploadFile], File(alias="with", description="3 to 12 photos with the look")],
     without_look: Annotated[list[UploadFile], File(alias="without", description="3 to 12 photos without it")],
     name: Annotated[str, Query(min_length=1, max_length=40, description="what the look is called")] = "custom",
@@ -57,8 +47,8 @@ async def create_custom_attribute(
     """A new attribute from examples: its id works in /edit like a built-in name."""
     with_data = [await f.read() for f in with_look]
     without_data = [await f.read() for f in without_look]
-    record = await run_in_threadpool(editor.create_attribute, name, with_data, without_data, keep)
-    return CustomAttribute.model_validate(record)  # fields it does not list (direction, area) are left out
+    created = await run_in_threadpool(service.custom.create, name, with_data, without_data, keep)
+    return CustomAttribute.model_validate(asdict(created))  # its direction is left out
 
 
 @router.get(
@@ -66,10 +56,10 @@ async def create_custom_attribute(
     response_model=CustomAttribute,
     responses={404: {"description": "unknown or expired"}},
 )
-async def custom_attribute(editor: EditorDep, attribute_id: Annotated[str, Path(max_length=64)]) -> CustomAttribute:
+async def custom_attribute(service: ServiceDep, attribute_id: Annotated[str, Path(max_length=64)]) -> CustomAttribute:
     """A custom attribute's name, examples and what it keeps."""
-    record = await run_in_threadpool(editor.custom_attribute, attribute_id)
-    return CustomAttribute.model_validate(record)  # fields it does not list (direction, area) are left out
+    found = await run_in_threadpool(service.custom.get, attribute_id)
+    return CustomAttribute.model_validate(asdict(found))  # its direction is left out
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -85,13 +75,13 @@ async def health() -> Health:
 
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready, "description": "not ready"}})
-def ready(editor: EditorDep, settings: SettingsDep) -> Ready | JSONResponse:
+def ready(service: ServiceDep, settings: SettingsDep) -> Ready | JSONResponse:
     """Readiness: the model is loaded and the job queue is reachable."""
-    reachable = editor.runner.reachable() and editor.store.ping()
+    reachable = service.reachable()
     body = Ready(
         ready=reachable,
         model=str(settings.checkpoint.name),
-        image_size=editor.engine.image_size,
+        image_size=service.image_size,
         queue="redis" if settings.redis_url else "embedded",
         queue_reachable=reachable,
     )

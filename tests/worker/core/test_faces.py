@@ -1,4 +1,4 @@
-"""Detection, alignment and the photo edit of the service core, on real photo files."""
+"""The way in: decoding, detection and alignment of the service core, on real photo files."""
 
 from __future__ import annotations
 
@@ -92,60 +92,6 @@ def test_grey_16_bit_png_decodes_to_its_real_tones(photos: Path) -> None:
     pixels = decode_photo(buf.getvalue(), MAX_PIXELS).pixels
     assert np.abs(pixels[..., 0].astype(int) - grey // 257).max() <= 1
     assert faces.is_grayscale(pixels) and len(faces.detect_faces(pixels)) == 1
-
-
-def test_a_change_lands_where_it_acts_and_grey_stays_grey(photos: Path) -> None:
-    photo = _photo(photos / "astronaut.png")
-    crop = faces.align(photo, faces.detect_faces(photo)[0], 64, CELEBA)
-    delta = np.zeros((64, 64, 3), np.float32)
-    delta[40:50, 20:44] = (60, -20, -20)  # a reddish change around the mouth
-    mask = faces.change_mask(delta, crop.valid)
-    assert mask[45, 32] > 0.5 and mask[5, 5] == 0 and mask[32, 2] < 0.05  # none in the corners or at the border
-    out = faces.apply_change(photo, delta, mask, crop.matrix, grayscale=False)
-    moved = np.abs(out.astype(int) - photo).max(2) > 0
-    ys, xs = np.nonzero(moved)
-    mouth = (np.c_[faces.detect_faces(photo)[0].landmarks[3:], np.ones(2)]).mean(0)[:2]
-    assert abs(xs.mean() - mouth[0]) < 15 and abs(ys.mean() - mouth[1]) < 15
-    grey = np.repeat(photo.mean(2, keepdims=True).astype(np.uint8), 3, 2)
-    out_grey = faces.apply_change(grey, delta, mask, crop.matrix, grayscale=True)
-    assert faces.is_grayscale(out_grey) and not np.array_equal(out_grey, grey)
-
-
-def test_an_edit_acts_only_in_its_area(photos: Path) -> None:
-    photo = _photo(photos / "astronaut.png")
-    face = faces.detect_faces(photo)[0]
-    crop = faces.align(photo, face, 64, CELEBA)
-    delta = np.full((64, 64, 3), 40, np.float32)  # a change all over the crop
-    eyes_mid, mouth_mid = face.landmarks[:2].mean(0), face.landmarks[3:].mean(0)
-
-    def changed_at(area: faces.Area, point: np.ndarray) -> bool:
-        mask = faces.change_mask(delta, crop.valid, area, CELEBA)
-        out = faces.apply_change(photo, delta, mask, crop.matrix, grayscale=False)
-        x, y = np.round(point).astype(int)
-        return bool(np.abs(out[y, x].astype(int) - photo[y, x]).max() > 10)
-
-    eyes, mouth = faces.Area(regions=("eyes",)), faces.Area(regions=("mouth",))
-    assert changed_at(eyes, eyes_mid) and not changed_at(eyes, mouth_mid)
-    assert changed_at(mouth, mouth_mid) and not changed_at(mouth, eyes_mid)
-    both = faces.union([eyes, mouth])
-    assert changed_at(both, eyes_mid) and changed_at(both, mouth_mid)
-    hair = faces.Area(regions=("hair",))
-    above = eyes_mid + (0, -1.1 * np.linalg.norm(face.landmarks[1] - face.landmarks[0]))  # the hairline
-    assert not changed_at(hair, eyes_mid) and not changed_at(hair, mouth_mid) and changed_at(hair, above)
-    assert changed_at(faces.HEAD, eyes_mid) and changed_at(faces.HEAD, above)
-
-
-def test_areas_combine_and_travel_as_json() -> None:
-    a, b = faces.Area(focus=(0.25, 0.6), regions=("eyes",)), faces.Area(regions=("hair", "face"))
-    both = faces.union([a, b])
-    assert both.regions == ("face", "hair", "eyes") and both.focus == (0.0, 0.0)
-    assert faces.union([]) == faces.HEAD
-    assert faces.Area.from_json(a.to_json()) == a
-    assert faces.Area.from_json({"focus": [0.1, 0.35]}) == faces.Area(focus=(0.1, 0.35))  # calibrated before areas
-    with pytest.raises(ValueError, match="regions"):
-        faces.Area(regions=("nose",))
-    with pytest.raises(ValueError, match="geometry"):
-        faces.change_mask(np.ones((64, 64, 3), np.float32), np.ones((64, 64), bool), a)
 
 
 def test_a_huge_photo_is_decoded_within_the_working_budget(photos: Path) -> None:
