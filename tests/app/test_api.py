@@ -204,6 +204,26 @@ def test_interpolation_formats(client: TestClient, photos: Path) -> None:
     assert client.get("/interpolate", params={"from": a, "to": "gone"}).status_code == 404
 
 
+def test_a_morph_carries_the_same_edit_in_every_frame(client: TestClient, photos: Path) -> None:
+    a = _encode(client, photos / "astronaut.png")["latent_id"]
+    b = _encode(client, photos / "messi5.jpg")["latent_id"]
+
+    def frames(**edit: object) -> list[np.ndarray]:
+        r = client.get("/interpolate", params={"from": a, "to": b, "steps": 3, "method": "linear", **edit})
+        assert r.status_code == 200, r.text
+        strip = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")).astype(int)
+        return [strip[:, i * 64 : (i + 1) * 64] for i in range(3)]
+
+    def edited(latent_id: str) -> np.ndarray:
+        r = client.post("/edit", params={"latent_id": latent_id, "attribute": "Smiling", "strength": 2, "paste": False})
+        return np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")).astype(int)
+
+    plain, smiling = frames(), frames(attribute="Smiling", strength=2)
+    assert all(np.abs(p - s).mean() > 1 for p, s in zip(plain, smiling, strict=True))  # every frame edited
+    assert np.abs(smiling[0] - edited(a)).max() <= 1 and np.abs(smiling[-1] - edited(b)).max() <= 1  # as /edit
+    assert client.get("/interpolate", params={"from": a, "to": b, "attribute": "Nope"}).status_code == 422
+
+
 def test_optimized_edit_job(client: TestClient, photos: Path) -> None:
     lid = _encode(client, photos / "astronaut.png")["latent_id"]
     r = client.post(
