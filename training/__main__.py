@@ -15,7 +15,8 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from training.gan import BiganOptions, CganOptions, GanOptions, VaeGanOptions, VaeOptions, train_gan
+from training.loop import train_gan
+from training.options import BiganOptions, CganOptions, GanOptions, VaeGanOptions, VaeOptions
 from training.runs import jsonable
 
 COMMANDS: dict[str, tuple[type, Callable[[Any], object], str]] = {

@@ -21,8 +21,9 @@ import torch
 
 from models.networks import Discriminator, Generator, ModelConfig
 from training.data import IMAGE_DIR, batches, load_face, to_model_input
+from training.families import CGAN, gan_step
 from training.folders import DataOptions
-from training.gan import CGAN, CganOptions, gan_step
+from training.options import CganOptions
 from training.runs import autocast_for, cpu_has_bf16, pick_device
 
 

@@ -2,7 +2,7 @@
 
 Reconstruction: L2, L1 (images in [-1, 1]) and SSIM of G(E(x)) and of G(z*) after the
 service's inversion refinement started from E(x). Samples: a Frechet distance in the
-attribute classifier's feature space. Any family's checkpoint (training/gan.py) is judged
+attribute classifier's feature space. Any family's checkpoint (training/families.py) is judged
 on the same held-out faces, so `evaluate` compares families. Edits: for each attribute, every face is pushed
 towards the opposite of its label (z +- s * v); the attribute classifier judges whether
 the target is reached and whether each other attribute keeps its reconstruction's value.

@@ -1,4 +1,5 @@
-"""Numbered run folders with their resolved options, and the device choice."""
+"""Run folders: numbered, with their resolved options; snapshots (grids, loss plot, checkpoint,
+G over time) and the resume file; the device and precision choice."""
 
 from __future__ import annotations
 
@@ -6,9 +7,22 @@ import json
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from models.checkpoint import FaceModel, load_optimizer_state, optimizer_state, save_checkpoint
+from models.networks import Generator, ModelConfig
+from training.data import CelebA
+from training.families import Family
+from training.options import TrainOptions
+from training.plots import save_grid, save_loss_plot
+
+RESUME = "resume.safetensors"  # every network, G's EMA copy and the optimisers, with step and history
+M = TypeVar("M", bound=nn.Module)
 
 
 def pick_device(name: str) -> torch.device:
@@ -62,3 +76,74 @@ def jsonable(options: Any) -> dict[str, Any]:
 def write_options(run: Path, options: Any, extra: dict[str, Any] | None = None) -> None:
     data = jsonable(options)
     (run / "options.json").write_text(json.dumps({**data, **(extra or {})}, indent=2) + "\n")
+
+
+def save_snapshot(
+    run: Path,
+    step: int,
+    seconds: float,
+    cfg: ModelConfig,
+    fam: Family,
+    G_ema: Generator,
+    history: dict[str, list[float]],
+    fixed_z: Tensor,
+    val_x: Tensor,
+    data: CelebA,
+    opts: TrainOptions,
+) -> None:
+    with torch.no_grad():
+        save_grid(G_ema(fixed_z), run / f"samples-{step:06d}.png", nrow=8)
+        if fam.E is not None:
+            fam.E.eval()
+            save_grid(torch.cat([val_x, G_ema(fam.E(val_x))]), run / f"reconstructions-{step:06d}.png", nrow=16)
+            fam.E.train()
+    save_loss_plot(history, list(range(1, step + 1)), run / "loss.png", f"{cfg.family} losses ({run.name})")
+    kimg = step * opts.batch / 1000
+    meta = {
+        "training": {
+            "stage": cfg.family,
+            "step": step,
+            "kimg": kimg,
+            "seconds": seconds,
+            "seconds_per_kimg": seconds / kimg,
+            "data": data.describe(),
+        }
+    }
+    D = _plain(fam.D, cfg) if fam.D is not None else None
+    E = _plain(fam.E, cfg) if fam.E is not None else None
+    save_checkpoint(run / "checkpoint", FaceModel(cfg, _plain(G_ema, cfg), D, E, meta=meta))
+    # G at this point of training, for the quality-over-CPU-time curve of `python -m training bench`
+    (run / "snapshots").mkdir(exist_ok=True)
+    g_state = {k: v.detach().cpu().contiguous() for k, v in G_ema.state_dict().items()}
+    cpu_s = seconds * (torch.get_num_threads() if next(G_ema.parameters()).device.type == "cpu" else 1)
+    save_file(g_state, str(run / "snapshots" / f"G-{step:06d}.safetensors"),
+              metadata={"seconds": str(seconds), "cpu_seconds": str(cpu_s), "kimg": str(kimg)})  # fmt: skip
+    tensors: dict[str, Tensor] = {}
+    for prefix, module in {**fam.modules(), "G_ema": G_ema}.items():
+        tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+    groups = {}
+    for name, optim in fam.optims.items():
+        t, groups[f"opt_{name}"] = optimizer_state(optim, f"opt_{name}")
+        tensors.update({k: v.cpu().contiguous() for k, v in t.items()})
+    meta_str = {"step": str(step), "seconds": str(seconds), "history": json.dumps(history), **groups}
+    save_file(tensors, str(run / (RESUME + ".tmp")), metadata=meta_str)
+    (run / (RESUME + ".tmp")).replace(run / RESUME)
+
+
+def _plain(module: M, cfg: ModelConfig) -> M:
+    """A contiguous-format copy on the CPU, so saved weights do not depend on memory format."""
+    out = type(module)(cfg)  # type: ignore[call-arg]
+    out.load_state_dict({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+    return out
+
+
+def load_resume(path: Path, fam: Family, G_ema: Generator) -> tuple[int, dict[str, list[float]], float]:
+    device = next(fam.G.parameters()).device
+    tensors = load_file(str(path), device=str(device))
+    for prefix, module in {**fam.modules(), "G_ema": G_ema}.items():
+        module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    for name, optim in fam.optims.items():
+        load_optimizer_state(optim, tensors, f"opt_{name}", meta[f"opt_{name}"])
+    return int(meta["step"]), json.loads(meta["history"]), float(meta.get("seconds", 0.0))

@@ -1,160 +1,26 @@
-"""Training of every generative family, in one loop with a per-family step:
-`python -m training gan --loss {dcgan,wgan-gp}`, `vae`, `vaegan`, `bigan`.
-
-All share the data pipeline, numbered run folders with options.json, sample (and, for the
-families with an encoder, reconstruction) grids, loss plots, the EMA copy of G, resume, and
-the checkpoint format (G, E when learnt, D when it can judge images; config.json names the
-family)."""
+"""The generative families' losses and steps: DCGAN, WGAN-GP, VAE, VAE-GAN, BiGAN and the
+attribute-conditional GAN. Each `Family` owns its networks and optimisers and does one training
+step on a batch; `training.loop` runs any of them (as stylegan2-ada keeps `loss.py` apart from
+`training_loop.py`)."""
 
 from __future__ import annotations
-
-import copy
-import json
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from models.checkpoint import FaceModel, load_optimizer_state, optimizer_state, save_checkpoint
 from models.networks import (
     ConvEncoder,
     Discriminator,
     Generator,
     JointDiscriminator,
     ModelConfig,
-    sample_latents,
-    update_ema,
 )
 from models.projected import CondGenerator, ProjectedDiscriminator
 from training.augment import diff_augment
-from training.data import CelebA, batches, to_model_input
-from training.folders import DataOptions
-from training.plots import save_grid, save_loss_plot
-from training.runs import autocast_for, new_run_dir, pick_device, write_options
-
-RESUME = "resume.safetensors"
-M = TypeVar("M", bound=nn.Module)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainOptions(DataOptions):
-    """What every generative family's training shares."""
-
-    outdir: Path = Path("runs")
-    image_size: int = 64
-    nz: int = 100
-    ngf: int = 64
-    ndf: int = 64
-    batch: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    kimg: float = 100.0  # thousands of real images shown
-    ema_decay: float = 0.999
-    snapshot_every: int = 200  # steps between sample grids, plots and checkpoints
-    resume: Path | None = None  # a run folder to continue
-    minutes: float | None = None  # stop (with a snapshot) after this many minutes of this process's training
-
-    def __post_init__(self) -> None:
-        if self.batch < 2 or self.lr <= 0 or self.kimg <= 0 or not 0 <= self.ema_decay < 1:
-            raise ValueError("need batch >= 2, lr > 0, kimg > 0 and 0 <= ema_decay < 1")
-        self.model_config()
-
-    @property
-    def family(self) -> str:
-        raise NotImplementedError
-
-    def model_config(self) -> ModelConfig:
-        encoder = "conv" if self.family in ("vae", "vaegan", "bigan") else "transfer"
-        return ModelConfig(
-            nz=self.nz, ngf=self.ngf, ndf=self.ndf, image_size=self.image_size, family=self.family, encoder=encoder
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class GanOptions(TrainOptions):
-    loss: str = "dcgan"  # dcgan: the non-saturating GAN loss; wgan-gp: Wasserstein + gradient penalty
-    gp_weight: float = 10.0  # WGAN-GP's lambda
-
-    def __post_init__(self) -> None:
-        if self.loss not in ("dcgan", "wgan-gp"):
-            raise ValueError(f"loss must be dcgan or wgan-gp, got {self.loss!r}")
-        super().__post_init__()
-
-    @property
-    def family(self) -> str:
-        return self.loss
-
-
-@dataclass(frozen=True, kw_only=True)
-class VaeOptions(TrainOptions):
-    kl_weight: float = 1.0  # weight of KL(q(z|x) || N(0, I)) against the per-pixel reconstruction
-
-    @property
-    def family(self) -> str:
-        return "vae"
-
-
-@dataclass(frozen=True, kw_only=True)
-class VaeGanOptions(VaeOptions):
-    gamma: float = 1.0  # weight of the feature-space reconstruction in G's loss (Larsen et al. 2016)
-
-    @property
-    def family(self) -> str:
-        return "vaegan"
-
-
-# What the conditional G takes: the service's editable attributes and the ones most entangled with
-# them (hair colours, makeup), so that they live in y, not in z.
-EDITABLE = (
-    "Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young", "Black_Hair",
-    "Bald", "Mustache", "Heavy_Makeup", "Wavy_Hair", "Pale_Skin", "Wearing_Hat",
-)  # fmt: skip
-
-
-@dataclass(frozen=True, kw_only=True)
-class CganOptions(TrainOptions):
-    """G(z, y) against a projected, conditional discriminator (models/projected.py), hinge loss,
-    DiffAugment on everything D sees; the validity mask of a partial crop is laid on the fakes
-    it is compared with, so D cannot tell them apart by the filled border."""
-
-    conditions: tuple[str, ...] = EDITABLE
-    feature_size: int = 64  # 128 or more on a GPU; on CPUs the depthwise convs cost ~26 ms per image at 128
-    # The frozen-feature heads' weight beside the conv branch. 0 by default: at 64 px on CPU budgets
-    # every weight tried (1, 0.1) let G settle on one face texture that fools the frozen features
-    # (MODEL_CARD.md, "The attribute-conditional family"); on a GPU at 128 px, try 0.1 - 1.
-    projected_weight: float = 0.0
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    augment: str = "color,translation,cutout"
-    lr_d: float | None = None  # D's learning rate (default: lr)
-    diversity: float = 1.0  # weight of the mode-seeking term (Mao et al. 2019): G pays for ignoring z
-
-    @property
-    def family(self) -> str:
-        return "cgan"
-
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(
-            nz=self.nz, ngf=self.ngf, ndf=self.ndf, image_size=self.image_size, family="cgan",
-            encoder="features", conditions=self.conditions, feature_size=self.feature_size,
-            projected_weight=self.projected_weight,
-        )  # fmt: skip
-
-
-@dataclass(frozen=True, kw_only=True)
-class BiganOptions(TrainOptions):
-    @property
-    def family(self) -> str:
-        return "bigan"
+from training.data import CelebA
+from training.options import CganOptions, GanOptions, TrainOptions, VaeGanOptions, VaeOptions
 
 
 def _adam(module: nn.Module, opts: TrainOptions, beta2: float = 0.999) -> torch.optim.Adam:
@@ -429,52 +295,6 @@ FAMILY_CLASSES: dict[str, type[Family]] = {
 }
 
 
-def train_gan(opts: TrainOptions, data: CelebA | None = None) -> Path:
-    """Train any family (its options say which); returns the run folder with checkpoint/,
-    sample and reconstruction grids, and loss.png. One loop: the family supplies the step."""
-    device = pick_device(opts.device)
-    torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
-    data = data or opts.load_data(opts.image_size)
-    cfg = opts.model_config()
-    fam = FAMILY_CLASSES[cfg.family](cfg, opts, device)
-    fam.bind(data)
-    G_ema = copy.deepcopy(fam.G).eval().requires_grad_(False)
-    history: dict[str, list[float]] = {}
-    step, seconds = 0, 0.0
-    if opts.resume:
-        run = opts.resume
-        step, history, seconds = _load_resume(run / RESUME, fam, G_ema)
-    else:
-        run = new_run_dir(opts.outdir, f"{cfg.family}-{cfg.image_size}px-ngf{cfg.ngf}")
-        write_options(run, opts, {"data_summary": data.describe(), "model": asdict(cfg)})
-    total = max(1, round(opts.kimg * 1000 / opts.batch))
-    fixed_z = sample_latents(fam.G, 64, torch.Generator().manual_seed(opts.seed)).to(device)
-    val_x = to_model_input(data.tensor()[torch.from_numpy(data.val_idx[:16])], device)
-    amp = autocast_for(device, opts.precision)
-    stream = batches(data.tensor(), data.train_idx, opts.batch, rng)
-    bar = tqdm(total=total, initial=step, desc=f"{cfg.family} {run.name}", unit="step")
-    t0, seen = time.perf_counter(), 0
-    while step < total:
-        sel, x_u8 = next(stream)
-        losses = fam.step(to_model_input(x_u8, device), amp, sel)
-        update_ema(G_ema, fam.G, min(opts.ema_decay, (1 + step) / (10 + step)))
-        step += 1
-        seen += x_u8.shape[0]
-        for k, v in losses.items():
-            history.setdefault(k, []).append(v)
-        bar.update(1)
-        elapsed = time.perf_counter() - t0
-        bar.set_postfix(**{k: f"{v:.3f}" for k, v in losses.items()}, img_s=f"{seen / elapsed:.0f}")
-        out_of_time = opts.minutes is not None and elapsed > opts.minutes * 60
-        if step % opts.snapshot_every == 0 or step == total or out_of_time:
-            _snapshot(run, step, seconds + elapsed, cfg, fam, G_ema, history, fixed_z, val_x, data, opts)
-        if out_of_time:
-            break
-    bar.close()
-    return run
-
-
 def gan_step(
     G: Generator,
     D: Discriminator,
@@ -501,74 +321,3 @@ def gan_step(
     loss_g.backward()
     opt_g.step()
     return loss_d.item(), loss_g.item()
-
-
-def _snapshot(
-    run: Path,
-    step: int,
-    seconds: float,
-    cfg: ModelConfig,
-    fam: Family,
-    G_ema: Generator,
-    history: dict[str, list[float]],
-    fixed_z: Tensor,
-    val_x: Tensor,
-    data: CelebA,
-    opts: TrainOptions,
-) -> None:
-    with torch.no_grad():
-        save_grid(G_ema(fixed_z), run / f"samples-{step:06d}.png", nrow=8)
-        if fam.E is not None:
-            fam.E.eval()
-            save_grid(torch.cat([val_x, G_ema(fam.E(val_x))]), run / f"reconstructions-{step:06d}.png", nrow=16)
-            fam.E.train()
-    save_loss_plot(history, list(range(1, step + 1)), run / "loss.png", f"{cfg.family} losses ({run.name})")
-    kimg = step * opts.batch / 1000
-    meta = {
-        "training": {
-            "stage": cfg.family,
-            "step": step,
-            "kimg": kimg,
-            "seconds": seconds,
-            "seconds_per_kimg": seconds / kimg,
-            "data": data.describe(),
-        }
-    }
-    D = _plain(fam.D, cfg) if fam.D is not None else None
-    E = _plain(fam.E, cfg) if fam.E is not None else None
-    save_checkpoint(run / "checkpoint", FaceModel(cfg, _plain(G_ema, cfg), D, E, meta=meta))
-    # G at this point of training, for the quality-over-CPU-time curve of `python -m training bench`
-    (run / "snapshots").mkdir(exist_ok=True)
-    g_state = {k: v.detach().cpu().contiguous() for k, v in G_ema.state_dict().items()}
-    cpu_s = seconds * (torch.get_num_threads() if next(G_ema.parameters()).device.type == "cpu" else 1)
-    save_file(g_state, str(run / "snapshots" / f"G-{step:06d}.safetensors"),
-              metadata={"seconds": str(seconds), "cpu_seconds": str(cpu_s), "kimg": str(kimg)})  # fmt: skip
-    tensors: dict[str, Tensor] = {}
-    for prefix, module in {**fam.modules(), "G_ema": G_ema}.items():
-        tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
-    groups = {}
-    for name, optim in fam.optims.items():
-        t, groups[f"opt_{name}"] = optimizer_state(optim, f"opt_{name}")
-        tensors.update({k: v.cpu().contiguous() for k, v in t.items()})
-    meta_str = {"step": str(step), "seconds": str(seconds), "history": json.dumps(history), **groups}
-    save_file(tensors, str(run / (RESUME + ".tmp")), metadata=meta_str)
-    (run / (RESUME + ".tmp")).replace(run / RESUME)
-
-
-def _plain(module: M, cfg: ModelConfig) -> M:
-    """A contiguous-format copy on the CPU, so saved weights do not depend on memory format."""
-    out = type(module)(cfg)  # type: ignore[call-arg]
-    out.load_state_dict({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
-    return out
-
-
-def _load_resume(path: Path, fam: Family, G_ema: Generator) -> tuple[int, dict[str, list[float]], float]:
-    device = next(fam.G.parameters()).device
-    tensors = load_file(str(path), device=str(device))
-    for prefix, module in {**fam.modules(), "G_ema": G_ema}.items():
-        module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    for name, optim in fam.optims.items():
-        load_optimizer_state(optim, tensors, f"opt_{name}", meta[f"opt_{name}"])
-    return int(meta["step"]), json.loads(meta["history"]), float(meta.get("seconds", 0.0))
