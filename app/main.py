@@ -35,7 +35,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "FACEEDIT_API_KEY is set and X-API-Key is missing or wrong"},
     408: {"description": "the upload stalled"},
     413: {"description": "the request body is over the upload limit"},
-    503: {"description": "the store or the job queue (Redis) is unreachable"},
+    503: {"description": "Redis (store or job queue) unreachable, or too many big photos in flight (Retry-After)"},
 }
 
 
@@ -86,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code)
+        headers = {"Retry-After": str(exc.detail["retry_after_s"])} if "retry_after_s" in exc.detail else None
+        return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -46,6 +46,8 @@ class EditResponse(BaseModel):
     edits: list[EditItem]
     pasted: bool
     latent_id: str
+    box: list[int] | None = Field(None, description="tile=true: the tile's x0, y0, x1, y1 in the photo")
+    photo_size: list[int] | None = Field(None, description="the photo's width and height (pasted answers)")
 
 
 class InterpolateResponse(BaseModel):

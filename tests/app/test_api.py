@@ -474,3 +474,39 @@ def test_custom_attribute_refuses_bad_examples(client: TestClient, photos: Path)
     assert client.get("/attributes/custom/custom-nope").status_code == 404
     lid = _encode(client, photos / "astronaut.png")["latent_id"]
     assert client.post("/edit", params={"latent_id": lid, "attribute": "custom-nope"}).status_code == 404
+
+
+def test_an_edit_answers_exactly_by_default_cheaper_when_asked_and_as_a_tile(client: TestClient, photos: Path) -> None:
+    upload = (photos / "astronaut.png").read_bytes()
+    original = np.asarray(Image.open(io.BytesIO(upload)).convert("RGB")).astype(int)
+    latent_id = _encode(client, photos / "astronaut.png")["latent_id"]
+    params = {"latent_id": latent_id, "attribute": "Smiling", "strength": 3}
+
+    exact = client.post("/edit", params=params)  # no Accept: the photo in its own format, its own size
+    assert exact.status_code == 200 and exact.headers["content-type"] == "image/png"
+    assert exact.headers["vary"] == "Accept"
+    full = np.asarray(Image.open(io.BytesIO(exact.content)).convert("RGB")).astype(int)
+    assert full.shape == original.shape and np.abs(full - original).max() > 0
+    anything = client.post("/edit", params=params, headers={"Accept": "image/*, */*;q=0.8"})
+    assert anything.content == exact.content  # a browser's Accept changes nothing
+
+    jpeg = client.post("/edit", params=params, headers={"Accept": "image/jpeg, image/png;q=0"})
+    assert jpeg.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(jpeg.content)).size == Image.open(io.BytesIO(exact.content)).size
+    assert len(jpeg.content) < len(exact.content)
+
+    tile = client.post("/edit", params={**params, "tile": "true"})
+    assert tile.status_code == 200 and tile.headers["content-type"] == "image/png"
+    x0, y0, x1, y1 = (int(v) for v in tile.headers["x-tile-box"].split(","))
+    assert tile.headers["x-photo-size"] == f"{original.shape[1]},{original.shape[0]}"
+    pixels = np.asarray(Image.open(io.BytesIO(tile.content)).convert("RGB")).astype(int)
+    assert pixels.shape == (y1 - y0, x1 - x0, 3) and len(tile.content) < len(exact.content) / 3
+    composited = original.copy()
+    composited[y0:y1, x0:x1] = pixels
+    assert np.array_equal(composited, full)  # the tile over the photo is the exact answer
+    outside = np.ones(original.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(full[outside], original[outside])  # nothing changes outside the face's box
+
+    refused = client.post("/edit", params=params, headers={"Accept": "text/html"})
+    assert refused.status_code == 406 and "image/jpeg" in refused.json()["detail"]

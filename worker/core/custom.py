@@ -62,7 +62,8 @@ class CustomAttributes:
             zs = []
             for i, data in enumerate(group):
                 try:
-                    zs.append(self.library.invert(data, refine=REFINE).z)
+                    with self.library.uploaded(data, refine=REFINE, keep=False) as enc:
+                        zs.append(enc.z)
                 except ServiceError as e:
                     raise type(e)(f"photo {i + 1} {label} the look: {e.message}", **e.detail) from e
             latents[label] = torch.stack(zs)

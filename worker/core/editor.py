@@ -7,7 +7,6 @@ a later request needs and is read only by later requests.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,11 +16,12 @@ import torch
 from models.editing import lerp, slerp
 from models.edits import Direction, LatentEdit, latent_edit
 from worker.core.attributes import ORDER, describe
-from worker.core.composite import Blend, edited_photo
+from worker.core.composite import Blend, edited_region
+from worker.core.composite import paste as paste_region
 from worker.core.custom import PREFIX, CustomAttributes
 from worker.core.engine import Engine
-from worker.core.errors import InvalidParameter
-from worker.core.images import encode_like, png_bytes
+from worker.core.errors import InvalidParameter, NotAcceptable
+from worker.core.images import FORMAT_OF, encode_like, own_media_type, png_bytes
 from worker.core.library import FaceLibrary
 from worker.core.settings import CoreSettings
 
@@ -29,13 +29,35 @@ Edits = list[tuple[str, float]]  # (attribute name or custom id, strength)
 
 
 @dataclass(frozen=True)
+class Output:
+    """How an answer photo is encoded. By default exactly as today: the whole photo in the
+    upload's own format. `accept` (the client's media types, preferred first; empty: anything)
+    may ask for a cheaper one (a JPEG of a PNG upload); `tile` answers only the rectangle the
+    edit touched, for a page that composites it over the photo it already shows."""
+
+    accept: tuple[str, ...] = ()
+    tile: bool = False
+
+    def media_type(self, own: str) -> str:
+        if not self.accept or own in self.accept or {"*/*", "image/*"} & set(self.accept):
+            return own
+        for t in self.accept:
+            if t in FORMAT_OF:
+                return t
+        raise NotAcceptable(f"answers are image/jpeg, image/webp or image/png; Accept asked for {list(self.accept)}")
+
+
+@dataclass(frozen=True)
 class Rendered:
-    """An answer image: its bytes and media type, the face's latent id, whether it is the photo."""
+    """An answer image: its bytes and media type, the face's latent id, whether it is the photo,
+    and for a tile its box (x0, y0, x1, y1) in a photo of `photo_size` (width, height)."""
 
     data: bytes
     media_type: str
     latent_id: str
     pasted: bool
+    box: tuple[int, int, int, int] | None = None
+    photo_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,14 +76,9 @@ class AttributeListing:
 
 class Editor:
     def __init__(
-        self,
-        engine: Engine,
-        library: FaceLibrary,
-        custom: CustomAttributes,
-        settings: CoreSettings,
-        photos: AbstractContextManager[object],
+        self, engine: Engine, library: FaceLibrary, custom: CustomAttributes, settings: CoreSettings
     ) -> None:
-        self.engine, self.library, self.custom, self.settings, self.photos = engine, library, custom, settings, photos
+        self.engine, self.library, self.custom, self.settings = engine, library, custom, settings
 
     @property
     def default_strength(self) -> float:
@@ -100,38 +117,45 @@ class Editor:
         face: int = 0,
         aligned: bool = False,
         refine: bool = True,
+        output: Output = Output(),  # noqa: B008 - frozen
     ) -> Rendered:
         """The edited face, or by default the user's whole photo with the edit applied.
 
         The face is an upload, encoded first (and kept in memory for the rest of the request),
         or an earlier latent id; edits are checked before any work is done. `paste=None`
-        answers the whole photo when the face came from one.
+        answers the whole photo when the face came from one; `output` says how it is encoded.
         """
         change = self.latent_edit(edits)
         if upload is not None:
-            enc = self.library.encode(upload, face=face, aligned=aligned, refine=refine)
+            opened = self.library.uploaded(upload, face=face, aligned=aligned, refine=self.library.refinement(refine))
         elif latent_id is not None:
-            enc = self.library.load(latent_id, with_photo=paste is not False)
+            opened = self.library.stored(latent_id, with_photo=paste is not False)
         else:
             raise InvalidParameter("send an image file or a latent_id")
-        if paste is None:
-            paste = enc.photo is not None
-        z_edit = enc.z[None] + change.offset
-        if not paste:
-            return Rendered(png_bytes(self.engine.render(z_edit)[0]), "image/png", enc.latent_id, False)
-        if enc.photo is None or enc.aligned is None:
-            raise InvalidParameter("paste=true needs a face encoded from an uploaded photo (not a generated face)")
-        with self.photos:
-            image = edited_photo(self.engine, enc, z_edit, blend, change.area)
-            data, media_type = encode_like(image, enc.photo)
-        return Rendered(data, media_type, enc.latent_id, True)
+        with opened as enc:
+            if paste is None:
+                paste = enc.photo is not None
+            z_edit = enc.z[None] + change.offset
+            if not paste:
+                return Rendered(png_bytes(self.engine.render(z_edit)[0]), "image/png", enc.latent_id, False)
+            if enc.photo is None or enc.aligned is None:
+                raise InvalidParameter("paste=true needs a face encoded from an uploaded photo (not a generated face)")
+            media_type = output.media_type(own_media_type(enc.photo))
+            region = edited_region(self.engine, enc, z_edit, blend, change.area)
+            h, w = enc.photo.pixels.shape[:2]
+            if output.tile:
+                data, media_type = encode_like(region.pixels, enc.photo, media_type, region.box)
+                return Rendered(data, media_type, enc.latent_id, True, region.box, (w, h))
+            data, media_type = encode_like(paste_region(enc.photo.pixels, region), enc.photo, media_type)
+            return Rendered(data, media_type, enc.latent_id, True, None, (w, h))
 
     def interpolate(
         self, from_id: str, to_id: str, *, steps: int, method: Literal["slerp", "linear"], edits: Edits | None = None
     ) -> np.ndarray:
         """`steps` faces from one encoded face to another, each with the same edits applied."""
         offset = self.latent_edit(edits or []).offset
-        z0, z1 = self.library.load(from_id).z, self.library.load(to_id).z
+        with self.library.stored(from_id) as a, self.library.stored(to_id) as b:
+            z0, z1 = a.z, b.z
         path = (slerp if method == "slerp" else lerp)(z0, z1, torch.linspace(0, 1, steps))
         return self.engine.render(path + offset)
 

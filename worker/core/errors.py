@@ -36,6 +36,10 @@ class NotFound(ServiceError):
     status_code = 404
 
 
+class NotAcceptable(ServiceError):
+    status_code = 406
+
+
 class NotReady(ServiceError):
     status_code = 409
 
@@ -46,3 +50,10 @@ class QueueFull(ServiceError):
 
 class Unavailable(ServiceError):
     status_code = 503
+
+
+class Busy(ServiceError):
+    """Too many big photos in flight: the client should come back (the answer has Retry-After)."""
+
+    status_code = 503
+    retry_after_s = 2

@@ -15,6 +15,7 @@ from worker.core.settings import CoreSettings
 
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+FORMAT_OF = {v: k for k, v in MEDIA_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -91,15 +92,22 @@ def _rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def encode_like(img: np.ndarray, photo: Photo) -> tuple[bytes, str]:
-    """The answer in the upload's own format (JPEG stays JPEG, with its EXIF), else PNG."""
-    fmt = photo.format if photo.format in MEDIA_TYPES else "PNG"
+def encode_like(
+    img: np.ndarray, photo: Photo, media_type: str | None = None, box: tuple[int, int, int, int] | None = None
+) -> tuple[bytes, str]:
+    """The answer in the upload's own format (JPEG stays JPEG, with its EXIF; greyscale stays
+    greyscale; transparency is given back), else PNG; or in `media_type` when the client asked
+    for another. `img` is the photo, or the part of it inside `box` (x0, y0, x1, y1)."""
+    fmt = FORMAT_OF.get(media_type or "") or (photo.format if photo.format in MEDIA_TYPES else "PNG")
     buf = io.BytesIO()
     im = Image.fromarray(img)
     if photo.grey:
         im = im.convert("L")
-    if photo.alpha is not None and fmt != "JPEG" and photo.alpha.shape == img.shape[:2]:
-        im.putalpha(Image.fromarray(photo.alpha))  # RGBA (or LA): the upload's transparency, untouched
+    alpha = photo.alpha
+    if alpha is not None and box is not None:
+        alpha = alpha[box[1] : box[3], box[0] : box[2]]
+    if alpha is not None and fmt != "JPEG" and alpha.shape == img.shape[:2]:
+        im.putalpha(Image.fromarray(alpha))  # RGBA (or LA): the upload's transparency, untouched
     if fmt == "JPEG":
         im.save(buf, format="JPEG", quality=92, exif=photo.exif)
     elif fmt == "WEBP":
@@ -107,6 +115,10 @@ def encode_like(img: np.ndarray, photo: Photo) -> tuple[bytes, str]:
     else:
         im.save(buf, format="PNG", compress_level=1, exif=photo.exif)
     return buf.getvalue(), MEDIA_TYPES[fmt]
+
+
+def own_media_type(photo: Photo) -> str:
+    return MEDIA_TYPES.get(photo.format, "image/png")
 
 
 def media_type_of(data: bytes) -> str:

@@ -42,6 +42,7 @@ class Encoded:
     face_box: tuple[int, int, int, int] | None = None
     all_faces: list[tuple[int, int, int, int]] = field(default_factory=list)  # every face found, largest first
     inversion: dict[str, float] = field(default_factory=dict)
+    base: np.ndarray | None = None  # (S, S, 3) uint8 G(z), when known (the face cache keeps it)
 
 
 def save_face(store: Store, enc: Encoded, photo_bytes: bytes | None, ttl_s: int) -> None:

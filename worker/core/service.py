@@ -8,9 +8,10 @@ run (Celery over Redis or the in-process pool) is injected as the `runner`.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
+from worker.core.budget import PhotoBudget
+from worker.core.cache import FaceCache
 from worker.core.custom import CustomAttributes
 from worker.core.editor import Editor
 from worker.core.engine import Engine
@@ -33,11 +34,11 @@ class Service:
 
     @classmethod
     def assemble(cls, engine: Engine, store: Store, runner: JobRunner, settings: CoreSettings) -> Service:
-        # Whole photos are the memory-heavy part of a request: a few at a time, the rest wait.
-        photos = threading.BoundedSemaphore(settings.photo_concurrency)
-        faces = FaceLibrary(engine, store, settings, photos)
+        # Whole photos are the memory-heavy part of a request: bytes in flight are bounded.
+        budget = PhotoBudget(settings.photo_memory_bytes, settings.photo_wait_s)
+        faces = FaceLibrary(engine, store, settings, budget, FaceCache(settings.face_cache_bytes))
         custom = CustomAttributes(engine, store, faces, settings)
-        editor = Editor(engine, faces, custom, settings, photos)
+        editor = Editor(engine, faces, custom, settings)
         return cls(
             faces, editor, custom, OptimizedEdits(engine, store, runner, editor, settings), engine, store, runner
         )

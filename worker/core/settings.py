@@ -27,7 +27,13 @@ class CoreSettings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=4096)  # width * height of an upload, read from its header
     # Photos over this are scaled down to it as they are decoded (the answer has this size).
     max_photo_pixels: int = Field(16_000_000, ge=4096)
-    photo_concurrency: int = Field(2, ge=1)  # photos decoded, pasted and encoded at once (memory)
+    # Whole photos in flight (decoded, pasted, encoded) may hold at most this many bytes at once,
+    # each reserved from its header before it is decoded; a request that does not fit waits up
+    # to photo_wait_s, then gets 503 with Retry-After.
+    photo_memory_bytes: int = Field(1024 * 1024 * 1024, ge=16 * 1024 * 1024)
+    photo_wait_s: float = Field(30.0, ge=0)
+    # Decoded photos and G(z) of encoded faces, kept in each API process for fast edits (LRU).
+    face_cache_bytes: int = Field(256 * 1024 * 1024, ge=0)
     latent_ttl_s: int = Field(3600, ge=10)
     result_ttl_s: int = Field(3600, ge=10)
     custom_attribute_ttl_s: int | None = Field(None, ge=10, description="default: latent_ttl_s")

@@ -6,7 +6,7 @@ import json
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Header, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -21,6 +21,7 @@ from app.schemas import (
     Inversion,
 )
 from worker.core.composite import Blend
+from worker.core.editor import Output
 from worker.core.errors import InvalidParameter
 from worker.core.images import data_url, gif_bytes, png_bytes, strip
 from worker.core.service import Service
@@ -38,6 +39,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "upload or image too large"},
     415: {"description": "not an image"},
     422: {"description": "no face, damaged image or invalid parameter"},
+}
+EDIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    406: {"description": "the Accept header allows none of image/jpeg, image/webp, image/png"},
+    503: {"description": "too many big photos in flight (Retry-After says when to come back), or Redis down"},
 }
 FileDep = Annotated[UploadFile | None, File(description="a photo (JPEG, PNG, WebP...)")]
 
@@ -108,7 +114,7 @@ def parse_edits(attributes: list[str], strengths: list[str], default: float) -> 
     return list(zip(names, values, strict=True))
 
 
-@router.post("/edit", responses={**IMAGE, **ERRORS}, response_model=EditResponse)
+@router.post("/edit", responses={**IMAGE, **EDIT_ERRORS}, response_model=EditResponse)
 async def edit(
     service: ServiceDep,
     file: FileDep = None,
@@ -130,9 +136,21 @@ async def edit(
     face: Annotated[int, Query(ge=0, le=99)] = 0,
     aligned: Annotated[bool, Query()] = False,
     refine: Annotated[bool, Query(description="with an upload: refine its inversion (slower, closer to you)")] = True,
+    tile: Annotated[
+        bool,
+        Query(
+            description="only the rectangle of the photo the edit touched (its box in X-Tile-Box: x0,y0,x1,y1), "
+            "to composite over the photo the client already shows; the fastest answer"
+        ),
+    ] = False,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response | EditResponse:
-    """Edit a face's attributes: z + sum s_i v_i, applied to your photo (or rendered by G)."""
+    """Edit a face's attributes: z + sum s_i v_i, applied to your photo (or rendered by G).
+
+    The photo comes back in the upload's own format unless the Accept header asks for another
+    (`Accept: image/jpeg` is the cheap answer for a slider preview of a PNG photo)."""
     edits = parse_edits(attribute, strength, service.editor.default_strength)
+    output = Output(accept=accepted(accept) if format == "image" else (), tile=tile)
     upload = await file.read() if file is not None else None
     out = await run_in_threadpool(
         partial(
@@ -145,6 +163,7 @@ async def edit(
             face=face,
             aligned=aligned,
             refine=refine,
+            output=output,
         )
     )
     if format == "json":
@@ -153,8 +172,33 @@ async def edit(
             edits=[EditItem(attribute=a, strength=s) for a, s in edits],
             pasted=out.pasted,
             latent_id=out.latent_id,
+            box=list(out.box) if out.box else None,
+            photo_size=list(out.photo_size) if out.photo_size else None,
         )
-    return Response(out.data, media_type=out.media_type, headers={"X-Latent-Id": out.latent_id})
+    headers = {"X-Latent-Id": out.latent_id, "Vary": "Accept"}
+    if out.box is not None and out.photo_size is not None:
+        headers["X-Tile-Box"] = ",".join(map(str, out.box))
+        headers["X-Photo-Size"] = ",".join(map(str, out.photo_size))
+    return Response(out.data, media_type=out.media_type, headers=headers)
+
+
+def accepted(header: str | None) -> tuple[str, ...]:
+    """The media types of an Accept header, most preferred first (q=0 left out)."""
+    if not header:
+        return ()
+    ranked = []
+    for i, part in enumerate(header.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for p in params:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        if media and q > 0:
+            ranked.append((-q, i, media.lower()))
+    return tuple(m for _, _, m in sorted(ranked))
 
 
 @router.get(
