@@ -34,6 +34,7 @@ def huge_png(photo: bytes, size: tuple[int, int] = (7200, 5400)) -> bytes:
 async def run(url: str, pid: int, upload: bytes, clients: int) -> dict[str, object]:
     statuses: dict[int, int] = {}
     health_ms: list[float] = []
+    slow: list[tuple[float, float]] = []  # (seconds since the start, ms) of /health answers over 100 ms
     rss: list[float] = [rss_mb(pid)]
     done = asyncio.Event()
 
@@ -47,12 +48,14 @@ async def run(url: str, pid: int, upload: bytes, clients: int) -> dict[str, obje
             t = time.perf_counter()
             await http.get("/health")
             health_ms.append(1000 * (time.perf_counter() - t))
+            if health_ms[-1] > 100:
+                slow.append((round(t - t0, 1), round(health_ms[-1])))
             rss.append(rss_mb(pid))
             await asyncio.sleep(0.1)
 
+    t0 = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=httpx.Limits(max_connections=clients + 4)) as http:
         watcher = asyncio.create_task(watch(http))
-        t0 = time.perf_counter()
         await asyncio.gather(*(paste(http) for _ in range(clients)))
         elapsed = time.perf_counter() - t0
         done.set()
@@ -67,6 +70,7 @@ async def run(url: str, pid: int, upload: bytes, clients: int) -> dict[str, obje
         "rss_growth_mb": round(max(rss) - rss[0]),
         "health_p50_ms": round(statistics.median(health_ms), 1),
         "health_max_ms": round(max(health_ms), 1),
+        "health_over_100ms": slow,
     }
 
 

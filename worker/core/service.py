@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.core.budget import PhotoBudget
+from worker.core.budget import PhotoBudget, give_freed_photos_back
 from worker.core.cache import FaceCache
 from worker.core.custom import CustomAttributes
 from worker.core.editor import Editor
@@ -35,6 +35,7 @@ class Service:
     @classmethod
     def assemble(cls, engine: Engine, store: Store, runner: JobRunner, settings: CoreSettings) -> Service:
         # Whole photos are the memory-heavy part of a request: bytes in flight are bounded.
+        give_freed_photos_back()
         budget = PhotoBudget(settings.photo_memory_bytes, settings.photo_wait_s)
         faces = FaceLibrary(engine, store, settings, budget, FaceCache(settings.face_cache_bytes))
         custom = CustomAttributes(engine, store, faces, settings)
