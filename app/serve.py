@@ -21,14 +21,15 @@ def free_port() -> int:
 
 
 def start_server(
-    env: dict[str, str], ready_headers: dict[str, str] | None = None
+    env: dict[str, str], ready_headers: dict[str, str] | None = None, root: Path = ROOT
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """uvicorn serving the app on a free loopback port, returned once /ready answers 200."""
+    """uvicorn serving the app of the checkout at `root` (this one by default) on a free loopback
+    port, returned once /ready answers 200."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), **env},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180  # generous: importing torch on a slow machine takes a while

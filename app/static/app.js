@@ -6,7 +6,7 @@ const FEATURED = 8; // sliders shown before "All attributes"
 const state = {
   file: null, latentId: null, fromPhoto: false, faces: [], face: 0, aligned: null,
   attributes: [], max: 5, history: [{}], at: 0,
-  inFlight: false, pending: false, result: null, busyCount: 0,
+  inFlight: false, pending: false, result: null, resultIsJob: false, busyCount: 0, photo: null,
 };
 
 // --- plumbing ------------------------------------------------------------------------------
@@ -91,6 +91,7 @@ async function useFile(file, face = 0) {
       (await api(`/encode?face=${face}`, { method: "POST", body })).json());
     state.file = file;
     state.fromPhoto = true;
+    state.photo = await createImageBitmap(file).catch(() => null); // upright, as the service sees it
     state.faces = data.faces;
     state.face = face;
     setImage($("original"), file);
@@ -111,6 +112,7 @@ function openEditor(latentId, aligned) {
   $("editor").hidden = $("morph-section").hidden = false;
   setImage($("result"), $("original").src);
   state.result = null;
+  state.resultIsJob = false;
   loadBrushFace();
   updateHistoryButtons();
   updatePreview();
@@ -239,8 +241,8 @@ async function updatePreview() {
   state.inFlight = true;
   const latentId = state.latentId;
   try {
-    const blob = await busy("updating…", async () => (await api("/edit?" + editParams(), { method: "POST" })).blob());
-    if (latentId === state.latentId) { state.result = blob; setImage($("result"), blob); }
+    const blob = await busy("updating…", previewBlob);
+    if (latentId === state.latentId) { state.result = blob; state.resultIsJob = false; setImage($("result"), blob); }
     showError("");
   } catch (e) {
     showError(e.message);
@@ -250,9 +252,39 @@ async function updatePreview() {
   }
 }
 
-function download() {
-  const blob = state.result;
+// A slider preview of a photo asks only for the rectangle the edit touched and draws it over the
+// photo the page already has: a small answer, quick to make. The download asks for the exact photo.
+async function previewBlob() {
+  const params = editParams();
+  const photo = state.photo;
+  if (!state.fromPhoto || !photo) return (await api("/edit?" + params, { method: "POST" })).blob();
+  params.set("tile", "true");
+  const response = await api("/edit?" + params, { method: "POST" });
+  const [w, h] = response.headers.get("X-Photo-Size").split(",").map(Number);
+  const [x0, y0, x1, y1] = response.headers.get("X-Tile-Box").split(",").map(Number);
+  const tile = await createImageBitmap(await response.blob());
+  if (w !== photo.width || h !== photo.height) { // the service scaled a huge photo: ask for all of it
+    params.delete("tile");
+    return (await api("/edit?" + params, { method: "POST" })).blob();
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(photo, 0, 0);
+  ctx.clearRect(x0, y0, x1 - x0, y1 - y0); // the tile carries its own transparency
+  ctx.drawImage(tile, x0, y0);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+}
+
+async function download() {
+  let blob = state.result;
   if (!blob) return;
+  if (!state.resultIsJob) {
+    try {
+      blob = await busy("preparing the photo…", async () => (await api("/edit?" + editParams(), { method: "POST" })).blob());
+    } catch (e) { showError(e.message); return; }
+  }
   const ext = { "image/jpeg": "jpg", "image/webp": "webp" }[blob.type] || "png";
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
@@ -277,6 +309,7 @@ async function runJob(body, bar, status, button) {
     })).json();
     const blob = await pollJob(job, bar, status);
     state.result = blob;
+    state.resultIsJob = true;
     setImage($("result"), blob);
   } catch (e) {
     showError(e.message);
