@@ -24,6 +24,7 @@ from app.settings import Settings, get_settings
 from worker.celery_runner import CeleryRunner
 from worker.core.engine import Engine
 from worker.core.errors import ServiceError
+from worker.core.jobs import JobSweeper
 from worker.core.runner import JobRunner, LocalRunner
 from worker.core.service import Service
 from worker.core.store import make_store
@@ -67,7 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(runner, LocalRunner):
             runner.on_done = lambda seconds, outcome: metrics.jobs.labels(outcome).observe(seconds)
         metrics.watch(app.state)
+        # Orphaned jobs are found and queued again here, in the API, and nowhere else (JobSweeper
+        # says why not Celery beat): nobody has to read a job for it to finish.
+        sweeper = JobSweeper(service.store, settings, service.runner.requeue)
+        sweeper.start()
         yield
+        sweeper.stop()
         service.close()
 
     app = FastAPI(

@@ -20,7 +20,9 @@ def _resources() -> tuple[Engine, Store]:
 
 @celery_app.task(name="faceedit.optimized_edit")
 def optimized_edit(job_id: str) -> None:
-    """The job code itself enforces the time limit, caps attempts and survives store blips;
-    an exception here leaves the message unacknowledged, so Redis hands it out again."""
+    """The job code itself enforces the time limit, caps attempts and retries through store
+    blips. An exception here (the store down past every retry) makes Celery drop the message
+    (acks_late, not acked on failure: rejected without requeue); the job's heartbeat stops and
+    the API's JobSweeper queues it again."""
     engine, store = _resources()
     run_optimized_edit(job_id, store, engine, get_core_settings())

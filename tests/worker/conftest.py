@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -74,6 +75,13 @@ class RedisServer:
             self.proc.wait(10)
             self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill: no shutdown, what the append-only file had is what comes back."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
@@ -90,27 +98,23 @@ class Workers:
         self.env, self.logdir, self.procs = env, logdir, []  # type: ignore[var-annotated]
 
     def start(self) -> subprocess.Popen[bytes]:
+        """A lean worker: one process (solo pool), no gossip: quick to start and to kill whole."""
+        return self._start(["--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat"])
+
+    def start_as_readme(self, concurrency: int | None = None) -> subprocess.Popen[bytes]:
+        """A worker started as `make worker` starts it: Celery's prefork pool at its default
+        concurrency (one child per CPU), gossip, mingle and heartbeats on; or --concurrency=N."""
+        return self._start([] if concurrency is None else [f"--concurrency={concurrency}"])
+
+    def log(self, proc: subprocess.Popen[bytes]) -> str:
+        return (self.logdir / f"worker-{self.procs.index(proc)}.log").read_text(errors="replace")
+
+    def _start(self, options: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.logdir / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115 - closed with the process
+        command = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "edits"]
+        command.append("--loglevel=INFO")
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-                "-Q",
-                "edits",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command + options, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.procs.append(proc)
         return proc
@@ -118,7 +122,8 @@ class Workers:
     def stop_all(self) -> None:
         for p in self.procs:
             if p.poll() is None:
-                p.kill()
+                # the whole process group: a prefork worker's pool children die with it
+                os.killpg(p.pid, signal.SIGKILL)
                 p.wait(10)
 
 

@@ -9,7 +9,16 @@ import pytest
 
 from worker.core.engine import Engine
 from worker.core.errors import Unavailable
-from worker.core.jobs import TIME_LIMIT_ERROR, JobRecord, check_job, read_job, run_optimized_edit, write_job
+from worker.core.jobs import (
+    ACTIVE,
+    TIME_LIMIT_ERROR,
+    JobRecord,
+    JobSweeper,
+    check_job,
+    read_job,
+    run_optimized_edit,
+    write_job,
+)
 from worker.core.settings import CoreSettings
 from worker.core.store import MemoryStore
 
@@ -25,7 +34,7 @@ def _running(store: MemoryStore, attempts: int, started_ago: float, beat_ago: fl
         attempts=attempts,
         created_at=now,
         updated_at=now,
-        params={},
+        params={"latent_id": "f", "steps": 10, "lr": 0.01, "lambda1": 0.01, "lambda2": 0.0},
         started_at=now - started_ago,
         heartbeat_at=now - beat_ago,
     )
@@ -33,29 +42,146 @@ def _running(store: MemoryStore, attempts: int, started_ago: float, beat_ago: fl
     return job
 
 
-def test_a_live_job_is_left_alone() -> None:
-    store, requeued = MemoryStore(), []
-    job = check_job(store, _running(store, 1, 5, 1), SETTINGS, requeued.append)
-    assert job.status == "running" and requeued == []
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_an_orphaned_job_is_queued_again() -> None:
+class FlakyStore(MemoryStore):
+    """A store that can be switched off, as Redis stopped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def get(self, key: str) -> bytes | None:
+        if self.down:
+            raise Unavailable("down")
+        return super().get(key)
+
+    def members(self, key: str) -> list[str]:
+        if self.down:
+            raise Unavailable("down")
+        return super().members(key)
+
+
+def _sweeper(store: MemoryStore, requeued: list[str]) -> tuple[JobSweeper, Clock]:
+    clock = Clock()
+    return JobSweeper(store, SETTINGS, requeued.append, clock=clock), clock
+
+
+def _beat(store: MemoryStore) -> None:
+    job = read_job(store, "j")
+    assert job is not None
+    job.heartbeat_at = time.time()
+    write_job(store, job, 60)
+
+
+def test_a_job_whose_worker_beats_is_left_alone() -> None:
     store, requeued = MemoryStore(), []
-    job = check_job(store, _running(store, 1, 30, 20), SETTINGS, requeued.append)
-    assert job.status == "queued" and requeued == ["j"]
+    _running(store, 1, 5, 1)
+    sweeper, clock = _sweeper(store, requeued)
+    for _ in range(5):
+        sweeper.sweep()
+        clock.now += 6  # longer than the window in all, but it beats between every two looks
+        _beat(store)
+    assert sweeper.sweep() == [] and read_job(store, "j").status == "running"  # type: ignore[union-attr]
+
+
+def test_an_orphan_is_queued_again_once_unchanged_for_the_window() -> None:
+    store, requeued = MemoryStore(), []
+    _running(store, 1, 30, 20)  # its heartbeat already looks old: that alone is not enough
+    sweeper, clock = _sweeper(store, requeued)
+    assert sweeper.sweep() == []
+    clock.now = 9
+    assert sweeper.sweep() == []
+    clock.now = 10.5  # unchanged for the whole window (10 s) while the store answered
+    assert sweeper.sweep() == ["j"] and requeued == ["j"]
     assert read_job(store, "j").status == "queued"  # type: ignore[union-attr]
+    clock.now = 30
+    assert sweeper.sweep() == [] and requeued == ["j"]  # queued once, not on every pass
+
+
+def test_time_while_the_store_is_down_does_not_count() -> None:
+    store, requeued = FlakyStore(), []
+    _running(store, 1, 30, 20)
+    sweeper, clock = _sweeper(store, requeued)
+    sweeper.sweep()
+    store.down, clock.now = True, 5
+    assert sweeper.sweep() == []
+    store.down, clock.now = False, 40  # a 35 s outage, during which no heartbeat could land
+    assert sweeper.sweep() == []  # the worker gets a whole window to be heard again
+    clock.now = 45
+    _beat(store)
+    clock.now = 54
+    assert sweeper.sweep() == [] and requeued == []
+    clock.now = 65
+    assert sweeper.sweep() == ["j"]  # silent for a window with the store up: now it is orphaned
+
+
+def test_a_beat_between_the_sweepers_look_and_its_write_wins() -> None:
+    class BeatOnSwap(MemoryStore):
+        def swap(self, key: str, expected: bytes | None, value: bytes, ttl_s: int | None) -> bool:
+            _beat(self)  # the worker is heard just before the sweeper writes
+            return super().swap(key, expected, value, ttl_s)
+
+    store, requeued = BeatOnSwap(), []
+    _running(store, 1, 30, 20)
+    sweeper, clock = _sweeper(store, requeued)
+    sweeper.sweep()
+    clock.now = 11
+    assert sweeper.sweep() == [] and requeued == []
+    assert read_job(store, "j").status == "running"  # type: ignore[union-attr]
 
 
 def test_an_orphan_whose_attempts_are_used_up_fails_with_the_reason() -> None:
     store, requeued = MemoryStore(), []
-    job = check_job(store, _running(store, 2, 30, 20), SETTINGS, requeued.append)
-    assert job.status == "failed" and "started 2 times" in (job.error or "") and requeued == []
+    _running(store, 2, 30, 20)
+    sweeper, clock = _sweeper(store, requeued)
+    sweeper.sweep()
+    clock.now = 11
+    sweeper.sweep()
+    job = read_job(store, "j")
+    assert job is not None and job.status == "failed" and "started 2 times" in (job.error or "") and requeued == []
+    assert store.members(ACTIVE) == []  # ended: no longer swept
 
 
 def test_a_job_killed_at_its_hard_time_limit_fails_as_such() -> None:
     store, requeued = MemoryStore(), []
-    job = check_job(store, _running(store, 1, 120, 20), SETTINGS, requeued.append)
-    assert job.status == "failed" and job.error == TIME_LIMIT_ERROR
+    _running(store, 1, 120, 20)
+    sweeper, clock = _sweeper(store, requeued)
+    sweeper.sweep()
+    clock.now = 11
+    sweeper.sweep()
+    job = read_job(store, "j")
+    assert job is not None and job.status == "failed" and job.error == TIME_LIMIT_ERROR
+
+
+def test_a_requeue_that_could_not_be_sent_is_sent_on_a_later_pass() -> None:
+    store, sent, fails = MemoryStore(), [], [True]
+
+    def requeue(job_id: str) -> None:
+        if fails.pop(0) if fails else False:
+            raise Unavailable("the queue is down")
+        sent.append(job_id)
+
+    _running(store, 1, 30, 20)
+    clock = Clock()
+    sweeper = JobSweeper(store, SETTINGS, requeue, clock=clock)
+    sweeper.sweep()
+    clock.now = 11
+    assert sweeper.sweep() == ["j"] and sent == []  # queued in the record, the message not sent
+    assert sweeper.sweep() == [] and sent == ["j"]
+
+
+def test_reading_a_job_never_changes_it() -> None:
+    store, requeued = MemoryStore(), []
+    job = check_job(store, _running(store, 1, 30, 20), SETTINGS, requeued.append)
+    assert job.status == "running" and requeued == []
+    assert read_job(store, "j").status == "running"  # type: ignore[union-attr]
 
 
 def _queued(store: MemoryStore, latent: str, steps: int = 500) -> None:
@@ -127,3 +253,20 @@ def test_a_store_blink_mid_job_loses_nothing(bundled_engine: Engine) -> None:
     job = read_job(store, "j")
     assert job is not None and job.status == "succeeded", job
     assert store.get("result:j") is not None
+
+
+def test_a_worker_starts_only_a_queued_job_and_only_once(bundled_engine: Engine) -> None:
+    store = _store_with_face(bundled_engine)
+    _queued(store, "f", steps=5)
+    job = read_job(store, "j")
+    assert job is not None
+    job.status, job.attempts, job.heartbeat_at = "running", 1, time.time() - 3600
+    write_job(store, job, 60)
+    run_optimized_edit("j", store, bundled_engine, SETTINGS)  # a redelivery: dropped, however old the beat
+    assert read_job(store, "j").attempts == 1 and read_job(store, "j").status == "running"  # type: ignore[union-attr]
+    job.status = "queued"
+    write_job(store, job, 60)
+    run_optimized_edit("j", store, bundled_engine, SETTINGS)
+    run_optimized_edit("j", store, bundled_engine, SETTINGS)  # a second delivery of the same message
+    done = read_job(store, "j")
+    assert done is not None and done.status == "succeeded" and done.attempts == 2, done

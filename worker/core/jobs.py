@@ -2,14 +2,21 @@
 
 A job is a JSON record in the store (`job:<id>`), created by the API before it is queued;
 the task reads its inputs by key, writes progress into the record, and puts the result
-PNG under `result:<id>`. Tasks get ids and keys, never image bytes.
+PNG under `result:<id>`. Tasks get ids and keys, never image bytes. The ids of queued and
+running jobs are kept in the set `jobs:active`, so they can be swept without listing keys.
 
 The record, not the worker that happens to run the job, says where the job is:
-- a running job refreshes `heartbeat_at` every HEARTBEAT_S while it computes, even when the
-  store is briefly unreachable (the computation goes on; the beat resumes);
-- `check_job` (called by the API on every read of a job) turns a job whose heartbeat stopped
-  `job_orphan_after_s` ago back into "queued" and asks for it to be run again, and fails it with
-  a reason once it has started `job_max_retries + 1` times or has run past its time limit;
+- a worker starts only a *queued* job, and moves it to "running" with a compare-and-set, so
+  two deliveries of one message (a redelivery, a requeue) cannot both start it; a message
+  for a running job is dropped as a duplicate, whatever its heartbeat says;
+- a running job refreshes `heartbeat_at` every HEARTBEAT_S from a thread of its own, whatever
+  the job is doing, even when the store is briefly unreachable (the computation goes on; the
+  beat resumes);
+- one owner, the `JobSweeper` (run by the API, see there), turns a running job whose record
+  has not changed for `job_orphan_after_s` *while the store answered* back into "queued" and
+  queues it again, and fails it with a reason once it has started `job_max_retries + 1` times
+  or has run past its time limit. Time while the store is unreachable does not count, so after
+  an outage a live worker has the whole window to beat again before its job is given away;
 - the task itself fails a job at its time limit, and refuses to start one whose attempts
   are used up, so a job that kills its worker every time ends as "failed", not in a loop.
 """
@@ -19,9 +26,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
+import os
+import socket
+import threading
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
@@ -41,8 +52,11 @@ from worker.core.settings import CoreSettings
 from worker.core.store import Store, key
 
 Status = Literal["queued", "running", "succeeded", "failed"]
-HEARTBEAT_S = 0.25  # a running job writes its progress and heartbeat at most this often
+HEARTBEAT_S = 0.25  # a running job writes its progress and heartbeat this often (_Heartbeat)
 TIME_LIMIT_ERROR = "the job ran past its time limit"
+ACTIVE = "jobs:active"  # set of the ids of queued and running jobs
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class OptimizedEdit(BaseModel):
@@ -69,6 +83,7 @@ class JobRecord(BaseModel):
     updated_at: float
     started_at: float | None = None  # of the current attempt
     heartbeat_at: float | None = None
+    worker: str | None = None  # host:pid:thread running the current attempt
     params: OptimizedEdit
 
 
@@ -81,11 +96,40 @@ def read_job(store: Store, job_id: str) -> JobRecord | None:
     return None if raw is None else JobRecord.model_validate_json(raw)
 
 
+def _read_raw(store: Store, job_id: str) -> tuple[JobRecord, bytes] | None:
+    """The record and its stored bytes: what a compare-and-set must find unchanged."""
+    raw = store.get(key("job", job_id))
+    return None if raw is None else (JobRecord.model_validate_json(raw), raw)
+
+
+def _active(job: JobRecord) -> bool:
+    return job.status in ("queued", "running")
+
+
+def _encode(job: JobRecord) -> bytes:
+    job.updated_at = time.time()
+    return job.model_dump_json().encode()
+
+
 def write_job(store: Store, job: JobRecord, ttl_s: int) -> None:
     """Store the record; a queued or running job's has no TTL, so a full store cannot evict it."""
-    job.updated_at = time.time()
-    active = job.status in ("queued", "running")
-    store.put(key("job", job.id), job.model_dump_json().encode(), None if active else ttl_s)
+    if _active(job):
+        store.add_member(ACTIVE, job.id)  # first, so a job is never active without being swept
+        store.put(key("job", job.id), _encode(job), None)
+    else:
+        store.put(key("job", job.id), _encode(job), ttl_s)
+        store.remove_member(ACTIVE, job.id)
+
+
+def _swap_job(store: Store, job: JobRecord, expected: bytes, ttl_s: int) -> bool:
+    """Write the record only if it still holds `expected`: one process wins each state change."""
+    if _active(job):
+        store.add_member(ACTIVE, job.id)
+    if not store.swap(key("job", job.id), expected, _encode(job), None if _active(job) else ttl_s):
+        return False
+    if not _active(job):
+        store.remove_member(ACTIVE, job.id)
+    return True
 
 
 def fail(store: Store, job: JobRecord, error: str, ttl_s: int) -> JobRecord:
@@ -104,26 +148,116 @@ def attempts_used_up(job: JobRecord, settings: CoreSettings) -> str | None:
     return None
 
 
-def alive(job: JobRecord, settings: CoreSettings) -> bool:
-    """A running job whose worker has shown a sign of life within job_orphan_after_s."""
-    beat = job.heartbeat_at or job.updated_at
-    return job.status == "running" and time.time() - beat < settings.job_orphan_after_s
-
-
 def check_job(store: Store, job: JobRecord, settings: CoreSettings, requeue: Callable[[str], None]) -> JobRecord:
-    """The API's view of a job: a running job without a heartbeat is orphaned, and is run again
-    (or failed, when its attempts or its time are used up). Returns the record as it now is."""
-    if job.status != "running" or alive(job, settings):
-        return job
-    if job.started_at is not None and time.time() - job.started_at > settings.job_time_limit_s:
-        return fail(store, job, TIME_LIMIT_ERROR, settings.result_ttl_s)
-    reason = attempts_used_up(job, settings)
-    if reason:
-        return fail(store, job, reason, settings.result_ttl_s)
-    job.status, job.error = "queued", None
-    write_job(store, job, settings.result_ttl_s)
-    requeue(job.id)
+    """The API's view of a job: the record as it is. Reading never changes a job: deciding that
+    a worker is gone needs a heartbeat watched over time with the store up, which one read
+    cannot see (after an outage every heartbeat looks old); the JobSweeper does it. The
+    signature is kept for the callers; `requeue` is not used."""
     return job
+
+
+class JobSweeper:
+    """The one owner of orphan recovery: a thread in the API process that looks at every active
+    job each `interval_s` and queues again those whose worker has stopped.
+
+    Why the API and not Celery beat: the API is always deployed (beat would be one more process
+    to run exactly once, and `worker -B` on several workers would make several owners), it
+    already holds the store, the runner and the settings, and in embedded mode there is no
+    Celery at all. Several API replicas are safe: each state change is a compare-and-set on the
+    record, so only one of them moves a job, and a worker starts only a queued job.
+
+    A job counts as orphaned when its record has not changed for `job_orphan_after_s` of this
+    sweeper's own observation with the store answering. Any store error restarts every clock:
+    while Redis is unreachable no worker can beat either, so that time says nothing about them.
+    Comparing the record's `heartbeat_at` with the clock instead would give away, right after a
+    long outage, a job whose live worker has not yet had the chance to write.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: CoreSettings,
+        requeue: Callable[[str], None],
+        interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.settings, self.requeue, self.clock = store, settings, requeue, clock
+        self.interval_s = interval_s or min(2.0, max(0.2, settings.job_orphan_after_s / 4))
+        self._seen: dict[str, tuple[bytes, float]] = {}  # job id -> (record, when first seen as such)
+        self._unsent: set[str] = set()  # queued again, but the message could not be sent yet
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sweep(self) -> list[str]:
+        """One pass over the active jobs; returns the ids queued again."""
+        requeued: list[str] = []
+        try:
+            ids = self.store.members(ACTIVE)
+            for job_id in ids:
+                self._check(job_id, requeued)
+        except Unavailable:
+            self._seen.clear()  # an outage: nobody's heartbeat could land; start watching afresh
+            return requeued
+        for gone in self._seen.keys() - set(ids):
+            del self._seen[gone]
+        return requeued
+
+    def _check(self, job_id: str, requeued: list[str]) -> None:
+        got = _read_raw(self.store, job_id)
+        if got is None or not _active(got[0]):  # expired, deleted or ended: not active any more
+            self.store.remove_member(ACTIVE, job_id)
+            self._seen.pop(job_id, None)
+            return
+        job, raw = got
+        if job.status == "queued":
+            self._seen.pop(job_id, None)
+            if job_id in self._unsent:
+                self._send(job_id)
+            return
+        now = self.clock()
+        seen = self._seen.get(job_id)
+        if seen is None or seen[0] != raw:
+            self._seen[job_id] = (raw, now)  # it changed since the last look: its worker is alive
+            return
+        if now - seen[1] < self.settings.job_orphan_after_s:
+            return
+        ttl = self.settings.result_ttl_s
+        if job.started_at is not None and time.time() - job.started_at > self.settings.job_time_limit_s:
+            job.status, job.error = "failed", TIME_LIMIT_ERROR  # killed by Celery's hard limit
+        elif reason := attempts_used_up(job, self.settings):
+            job.status, job.error = "failed", reason
+        else:
+            job.status, job.error = "queued", None
+        if not _swap_job(self.store, job, raw, ttl):
+            return  # its worker wrote just now: alive after all; the next pass sees the new record
+        self._seen.pop(job_id, None)
+        if job.status == "queued":
+            log.warning("job %s: no heartbeat for %.0f s (worker %s); queued again", job_id, now - seen[1], job.worker)
+            requeued.append(job_id)
+            self._send(job_id)
+
+    def _send(self, job_id: str) -> None:
+        try:
+            self.requeue(job_id)
+            self._unsent.discard(job_id)
+        except Unavailable:
+            self._unsent.add(job_id)  # the record says queued; the message follows on a later pass
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="job-sweeper", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - a bug in one pass must not end recovery for good
+                log.exception("job sweep failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
 
 
 def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: CoreSettings) -> None:
@@ -131,40 +265,51 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
     the brush strokes painted on it; the result is the user's photo with the change applied
     (in the photo's format), or the 64 px face for a generated one."""
     ttl_s = settings.result_ttl_s
-    job = read_job(store, job_id)
-    if job is None or job.status in ("succeeded", "failed"):
-        return  # expired, or a redelivered message of a job that has ended
-    if alive(job, settings):
-        return  # a duplicate message: another worker is running it
-    reason = attempts_used_up(job, settings)
-    if reason:
-        fail(store, job, reason, ttl_s)
+    # Through a store blip: the message has been taken; giving up here would leave a queued job
+    # that nobody runs.
+    got = _persist(lambda: _read_raw(store, job_id), time.monotonic() + settings.job_time_limit_s)
+    if got is None:
+        return  # expired
+    job, raw = got
+    if job.status != "queued":
+        return  # ended, or running: a duplicate delivery (if its worker is gone, the sweeper queues it again)
+    if reason := attempts_used_up(job, settings):
+        job.status, job.error = "failed", reason
+        _swap_job(store, job, raw, ttl_s)
         return
     job.attempts += 1
     now = time.time()
     job.status, job.step, job.progress, job.started_at, job.heartbeat_at = "running", 0, 0.0, now, now
-    write_job(store, job, ttl_s)
+    job.worker = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    if not _persist(lambda: _swap_job(store, job, raw, ttl_s), time.monotonic() + settings.job_time_limit_s):
+        mine = read_job(store, job_id)  # a swap whose answer was lost in a blip may have landed
+        if mine is None or (mine.worker, mine.attempts, mine.started_at) != (job.worker, job.attempts, now):
+            return  # another delivery of the job started it first
     deadline = time.monotonic() + settings.job_time_limit_s
+    heartbeat = _Heartbeat(store, job, ttl_s)
 
     try:
         p = job.params
-        face = load_face(store, p.latent_id, functools.partial(decode_upload, settings=settings))
-        target_face = load_face(store, p.target_id) if p.target_id else face
+        # The inputs are read through store blips too: the heartbeat goes on meanwhile, so an outage
+        # at the start of a job must not end it (its worker is alive; nobody else may start it).
+        decode = functools.partial(decode_upload, settings=settings)
+        face = _persist(lambda: load_face(store, p.latent_id, decode), deadline)
+        target_id = p.target_id
+        target_face = _persist(lambda: load_face(store, target_id), deadline) if target_id else face
         if target_face.aligned is None:
             raise LookupError("the face to edit has no aligned crop (a generated face): give a target_id")
         change = latent_edit([(engine.attribute(a), s) for a, s in p.edits], engine.cfg.latent_size)
         z = face.z[None] + change.offset
-        strokes = store.get(key("strokes", job_id))
+        strokes = _persist(lambda: store.get(key("strokes", job_id)), deadline)
         target, weights = _target(target_face.aligned, strokes)
         opts = OptimizeOptions(steps=p.steps, lr=p.lr, lambda1=p.lambda1, lambda2=p.lambda2)
 
         def progress(step: int, total: int, _objective: float) -> None:
             if time.monotonic() > deadline:
                 raise JobTimeout
-            if time.time() - (job.heartbeat_at or 0) > HEARTBEAT_S or step == total:
-                job.step, job.progress, job.heartbeat_at = step, step / total, time.time()
-                with contextlib.suppress(Unavailable):  # the store blinked: keep computing, beat again next time
-                    write_job(store, job, ttl_s)
+            # plain attribute writes: the heartbeat thread reads them as they are (no lock to wait on
+            # while it is stuck writing to a frozen store)
+            job.step, job.progress = step, step / total
 
         device = engine.device
         z_opt, _ = optimize_latent(
@@ -177,14 +322,41 @@ def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: Core
         else:
             result = png_bytes(np.ascontiguousarray(engine.render(z_opt.cpu())[0]))
         _persist(lambda: store.put(key("result", job_id), result, ttl_s), deadline)
-        job.status, job.progress, job.step, job.error = "succeeded", 1.0, opts.steps, None
+        status: tuple[Status, str | None] = ("succeeded", None)
+        job.progress, job.step = 1.0, opts.steps
     except JobTimeout:
-        job.status, job.error = "failed", TIME_LIMIT_ERROR
+        status = ("failed", TIME_LIMIT_ERROR)
     except Unavailable:
-        raise  # the store is down: the record cannot be written; check_job will see no heartbeat
+        raise  # the store is down past every retry: no heartbeat, so the sweeper queues it again
     except Exception as e:  # noqa: BLE001 - the job record says what went wrong
-        job.status, job.error = "failed", f"{type(e).__name__}: {e}"
+        status = ("failed", f"{type(e).__name__}: {e}")
+    finally:
+        heartbeat.stop()  # before the last write, so that no beat can land after it and undo it
+    job.status, job.error = status
     _persist(lambda: write_job(store, job, ttl_s), deadline + 60)
+
+
+class _Heartbeat:
+    """Writes a running job's record (step, progress, `heartbeat_at`) every HEARTBEAT_S from a
+    thread of its own: the job is heard whatever it is doing (loading the photo, the first slow
+    optimiser step, encoding a big result), and through a store blip a failed write is simply
+    tried again on the next beat. Silence therefore means the process is gone or stalled."""
+
+    def __init__(self, store: Store, job: JobRecord, ttl_s: int) -> None:
+        self.store, self.job, self.ttl_s = store, job, ttl_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            self.job.heartbeat_at = time.time()
+            with contextlib.suppress(Unavailable):  # the store blinked: keep computing, beat again next time
+                write_job(self.store, self.job, self.ttl_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 OUTSIDE_STROKES = 0.1  # weight of the rest of the face when strokes are painted: stay the user's
@@ -204,15 +376,17 @@ def _target(aligned: Aligned, strokes_png: bytes | None) -> tuple[torch.Tensor, 
     return target, torch.from_numpy(weights)[None, None]
 
 
-def _persist(write: Callable[[], None], deadline: float) -> None:
-    """Retry a store write through a blip (Redis restarting), until the deadline."""
+PERSIST_RETRY_MAX_S = 1.0  # well inside any orphan window: once Redis is back, the worker is heard at once
+
+
+def _persist(op: Callable[[], T], deadline: float) -> T:
+    """Retry a store operation through a blip (Redis restarting), until the deadline."""
     delay = 0.2
     while True:
         try:
-            write()
-            return
+            return op()
         except Unavailable:
             if time.monotonic() + delay > deadline:
                 raise
             time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, PERSIST_RETRY_MAX_S)
