@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import redis
+from redis.exceptions import LockError
 
 from worker.celery_app import QUEUE, make_celery
 from worker.core.errors import QueueFull, Unavailable
 from worker.core.settings import CoreSettings
+from worker.core.store import no_retry_on_timeout
+
+SUBMIT_LOCK = "edits:submit-lock"
 
 
 class CeleryRunner:
@@ -16,14 +20,26 @@ class CeleryRunner:
         assert settings.redis_url
         self.settings, self.queue = settings, QUEUE
         self.celery = make_celery(settings)
-        self.redis = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0)
+        # Short timeouts, no retry of a timeout: /ready must answer within a second on a frozen Redis.
+        self.redis = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=0.4, socket_timeout=0.4, retry=no_retry_on_timeout()
+        )
 
     def submit(self, job_id: str) -> None:
+        """Count and send under one Redis lock, so that concurrent submits (threads, API replicas)
+        cannot all see room for one more and pass the cap together. The lock expires by itself
+        (a submitter that dies holding it blocks the others for at most 5 s)."""
         try:
-            waiting = int(self.redis.llen(self.queue))
-            if waiting >= self.settings.max_queue:
-                raise QueueFull(f"{waiting} jobs are waiting; the limit is {self.settings.max_queue}. Try again later.")
-            self.celery.send_task("faceedit.optimized_edit", args=[job_id], queue=self.queue, retry=False)
+            with self.redis.lock(SUBMIT_LOCK, timeout=5, sleep=0.01, blocking_timeout=3):
+                waiting = int(self.redis.llen(self.queue))
+                if waiting >= self.settings.max_queue:
+                    raise QueueFull(
+                        f"{waiting} jobs are waiting; the limit is {self.settings.max_queue}. Try again later."
+                    )
+                # Returns once the message is in the list (kombu's Redis transport pushes synchronously).
+                self.celery.send_task("faceedit.optimized_edit", args=[job_id], queue=self.queue, retry=False)
+        except LockError as e:  # not acquired within 3 s: Redis is too slow to answer
+            raise Unavailable("the job queue (Redis) is busy; try again shortly") from e
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
             raise Unavailable("the job queue (Redis) is unreachable; try again shortly") from e
 

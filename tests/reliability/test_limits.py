@@ -1,9 +1,11 @@
 """Limits that hold before a body is read, on the real server: a key-less upload is refused
-unread, an oversize chunked upload gets 413, a stalled one 408, and 401 comes before 422."""
+unread, an oversize chunked upload gets 413, a stalled one 408, 401 comes before 422, and
+connections that never finish their request head are closed."""
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from app.serve import start_server
 
 KEY = "s3cret"
+HEAD_TIMEOUT_S = 3
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +26,7 @@ def keyed_server(tiny_checkpoint: Path) -> Iterator[str]:
             "FACEEDIT_API_KEY": KEY,
             "FACEEDIT_MAX_UPLOAD_BYTES": "1000000",
             "FACEEDIT_BODY_TIMEOUT_S": "2",
+            "FACEEDIT_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S),
         },
         ready_headers={"X-API-Key": KEY},
     )
@@ -90,3 +94,26 @@ def test_a_stalled_upload_gets_408(keyed_server: str) -> None:
     head += "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n"
     answer = _raw(keyed_server, head, b"--b\r\n")  # then silence; the server gives up after 2 s
     assert answer.startswith("HTTP/1.1 408")
+
+
+def test_half_sent_request_heads_are_closed_by_the_server(keyed_server: str) -> None:
+    host, port = keyed_server.removeprefix("http://").split(":")
+    conns = []
+    t0 = time.monotonic()
+    for i in range(100):  # as a slowloris client: half a head, or nothing at all, then silence
+        s = socket.create_connection((host, int(port)), timeout=60)
+        if i % 4:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: 1\r\n" * (i % 3))
+        conns.append(s)
+    answers = []
+    for s in conns:  # each blocks until the server answers and closes (or the 60 s socket timeout)
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        answers.append(data)
+        s.close()
+    took = time.monotonic() - t0
+    assert all(a == b"" or a.startswith(b"HTTP/1.1 408") for a in answers), {a[:40] for a in answers}
+    assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) == 100
+    assert HEAD_TIMEOUT_S * 0.9 <= took < 30, f"closed after {took:.1f} s"  # by the head timeout, not at once
+    assert httpx.get(keyed_server + "/health").status_code == 200  # whole requests are still served
