@@ -66,9 +66,8 @@ def test_reservations_that_do_not_fit_wait_their_turn_then_run() -> None:
 
 def test_past_the_wait_the_request_is_refused_with_retry_after_and_a_huge_photo_runs_alone() -> None:
     budget = PhotoBudget(100 * MiB, wait_s=0.2)
-    with budget.reserve(60 * MiB), pytest.raises(Busy) as refused:
-        with budget.reserve(60 * MiB):
-            pass
+    with budget.reserve(60 * MiB), pytest.raises(Busy) as refused, budget.reserve(60 * MiB):
+        pass
     assert refused.value.status_code == 503 and refused.value.detail["retry_after_s"] > 0
     with budget.reserve(10_000 * MiB):  # larger than the budget: alone, not never
         assert budget.in_use == budget.max_bytes
