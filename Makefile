@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 serve: install
-	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+	$(PY) -m uvicorn --factory app.main:create_app --http app.serve:HeadTimeoutProtocol --host $(HOST) --port $(PORT)
 
 worker: install
 	$(PY) -m celery -A worker.celery_app worker -Q edits --loglevel=INFO

@@ -123,6 +123,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
-
-
-app = create_app()

@@ -7,7 +7,7 @@ a file descriptor for ever; a few hundred of them exhaust the process. `HeadTime
 gives every head `FACEEDIT_HEAD_TIMEOUT_S`, counted from the connection (or, on a kept-alive
 connection, from the head's first byte), then answers 408 and closes. Serve with it:
 
-    uvicorn app.main:app --http app.serve:HeadTimeoutProtocol
+    uvicorn --factory app.main:create_app --http app.serve:HeadTimeoutProtocol
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from app.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+APP_FACTORY = "app.main:create_app"  # `uvicorn --factory`: the app is built when served, not imported
 HTTP_PROTOCOL = "app.serve:HeadTimeoutProtocol"
 REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -98,9 +99,11 @@ def start_server(
     port, with the head timeout, returned once /ready answers 200. Another checkout (a benchmark's
     baseline) is served as uvicorn serves it by default: it may not have HeadTimeoutProtocol."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "uvicorn", "--port", str(port), "--log-level", "warning"]
     if root == ROOT:
-        command += ["--http", HTTP_PROTOCOL]
+        command += ["--factory", APP_FACTORY, "--http", HTTP_PROTOCOL]
+    else:
+        command += ["app.main:app"]
     proc = subprocess.Popen(command, cwd=root, env={**os.environ, "PYTHONPATH": str(root), **env})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180  # generous: importing torch on a slow machine takes a while

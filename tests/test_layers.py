@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,15 @@ def test_training_uses_the_core_s_pipeline_not_its_service_state() -> None:
 def test_the_core_knows_no_web_or_queue_framework(framework: str) -> None:
     core = {m: t for m, t in _imports().items() if _layer(m) == "worker.core"}
     assert core and not [m for m, t in core.items() if any(x.split(".")[0] == framework for x in t)]
+
+
+def test_importing_the_api_builds_nothing() -> None:
+    """`uvicorn --factory app.main:create_app` builds the app when it serves; an embedded API never
+    builds a Celery app (only the workers' `worker.celery_app` does)."""
+    probe = "import sys, app.main; print(hasattr(app.main, 'app'), 'worker.celery_app' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
 
 
 def test_no_import_cycle_between_modules() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from redis.exceptions import LockError
 
-from worker.celery_app import QUEUE, make_celery
+from worker.celery_config import QUEUE, make_celery
 from worker.core.errors import QueueFull, Unavailable
 from worker.core.settings import CoreSettings
 from worker.core.store import no_retry_on_timeout

@@ -148,14 +148,6 @@ def attempts_used_up(job: JobRecord, settings: CoreSettings) -> str | None:
     return None
 
 
-def check_job(store: Store, job: JobRecord, settings: CoreSettings, requeue: Callable[[str], None]) -> JobRecord:
-    """The API's view of a job: the record as it is. Reading never changes a job: deciding that
-    a worker is gone needs a heartbeat watched over time with the store up, which one read
-    cannot see (after an outage every heartbeat looks old); the JobSweeper does it. The
-    signature is kept for the callers; `requeue` is not used."""
-    return job
-
-
 class JobSweeper:
     """The one owner of orphan recovery: a thread in the API process that looks at every active
     job each `interval_s` and queues again those whose worker has stopped.

@@ -12,7 +12,7 @@ from worker.core.editor import Editor
 from worker.core.engine import Engine
 from worker.core.errors import InvalidParameter, NotFound, NotReady
 from worker.core.images import decode_image, png_bytes
-from worker.core.jobs import JobRecord, OptimizedEdit, check_job, read_job, write_job
+from worker.core.jobs import JobRecord, OptimizedEdit, read_job, write_job
 from worker.core.latents import new_id
 from worker.core.runner import JobRunner
 from worker.core.settings import CoreSettings
@@ -80,11 +80,11 @@ class OptimizedEdits:
         return png_bytes(np.asarray(rgba))
 
     def status(self, job_id: str) -> JobRecord:
-        """The job as it is now: an orphaned one (its worker died) is run again or failed here."""
+        """The job as its record says (orphans are re-queued by the API's JobSweeper, not here)."""
         job = read_job(self.store, job_id)
         if job is None:
             raise NotFound(f"unknown or expired job id {job_id!r}")
-        return check_job(self.store, job, self.settings, self.runner.requeue)
+        return job
 
     def result(self, job_id: str) -> bytes:
         """The result image (the user's photo in its format, or a 64 px PNG face)."""
