@@ -193,7 +193,7 @@ def _queued(store: MemoryStore, latent: str, steps: int = 500) -> None:
 @pytest.fixture(scope="module")
 def bundled_engine() -> Engine:
     return Engine.from_checkpoint(
-        str(Path(__file__).resolve().parents[2] / "checkpoints" / "celeba64"), batch_wait_ms=0
+        str(Path(__file__).resolve().parents[3] / "checkpoints" / "celeba64"), batch_wait_ms=0
     )
 
 
