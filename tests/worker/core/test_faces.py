@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from PIL import Image
 
 from models.geometry import CELEBA
-from worker.core import faces
+from worker.core import faces, yunet
 from worker.core.errors import NoFace
 from worker.core.images import decode_photo, encode_like
 
@@ -112,3 +113,12 @@ def _png_bytes(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "PNG", compress_level=1)
     return buf.getvalue()
+
+
+def test_detection_runs_in_its_own_process_with_the_same_answers(photos: Path) -> None:
+    bgr = np.ascontiguousarray(_photo(photos / "group.jpg")[..., ::-1])
+    there, here = yunet.detect(bgr, 0.6), yunet.detect_here(bgr, 0.6)
+    assert len(there[0]) >= 6 and all(np.array_equal(a, b) for a, b in zip(there, here, strict=True))
+    assert yunet._pool is not None
+    (pid,) = {p.pid for p in yunet._pool._processes.values()}
+    assert pid != os.getpid()  # yuface holds the GIL while it runs: not in the service's process
