@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -241,7 +242,7 @@ def _cached_images(root: Path, paths: list[Path], size: int, cache_dir: Path | N
                 bar.update(len(c))
     images = np.concatenate(out)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")  # processes filling the cache at once (torchrun)
     np.save(tmp, images, allow_pickle=False)
     tmp.replace(cache)
     return images

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -220,7 +221,7 @@ def align_folder(
         images = np.stack([r[0] for r in ok]) if ok else np.zeros((0, size, size, 3), np.uint8)
         valid = np.stack([r[1] for r in ok]) if ok else np.zeros((0, size, size), bool)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")  # processes filling the cache at once (torchrun)
         np.savez(tmp, images=images, valid=valid, found=found)
         tmp.replace(cache)
     names, labels, known, ids = _read_labels(root, files)
