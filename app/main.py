@@ -46,6 +46,7 @@ def build_service(settings: Settings) -> Service:
     engine = Engine.from_checkpoint(
         str(settings.checkpoint), settings.device, settings.batch_max, settings.batch_wait_ms
     )
+    engine.warm_up()  # before /ready says yes
     store = make_store(settings.redis_url, settings.memory_store_max_bytes)
     # Where jobs run is chosen here, once: Celery workers over Redis, or the in-process pool.
     runner: JobRunner = CeleryRunner(settings) if settings.redis_url else LocalRunner(engine, store, settings)

@@ -15,6 +15,7 @@ from worker.core.store import Store, make_store
 def _resources() -> tuple[Engine, Store]:
     s = get_core_settings()
     engine = Engine.from_checkpoint(str(s.checkpoint), s.device, batch_wait_ms=0)  # no batching in a worker
+    engine.warm_up()
     return engine, make_store(s.redis_url)
 
 

@@ -166,6 +166,16 @@ class Engine:
                     for r in group:
                         r.future.set_exception(e)
 
+    def warm_up(self) -> None:
+        """One of each pass (encode, render, two refinement steps) before the first request: the
+        first optimiser step imports parts of torch lazily (seconds, holding the GIL, measured
+        with py-spy), which would otherwise stall the first users and the event loop."""
+        size = self.image_size
+        face = np.full((size, size, 3), 128, np.uint8)
+        z = self.encode(face[None])
+        self.render(z)
+        self.refine(face, np.ones((size, size), bool), z, RefineOptions(steps=2, patience=2))
+
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(_STOP)
