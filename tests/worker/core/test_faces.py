@@ -119,6 +119,7 @@ def test_detection_runs_in_its_own_process_with_the_same_answers(photos: Path) -
     bgr = np.ascontiguousarray(_photo(photos / "group.jpg")[..., ::-1])
     there, here = yunet.detect(bgr, 0.6), yunet.detect_here(bgr, 0.6)
     assert len(there[0]) >= 6 and all(np.array_equal(a, b) for a, b in zip(there, here, strict=True))
-    assert yunet._pool is not None
-    (pid,) = {p.pid for p in yunet._pool._processes.values()}
-    assert pid != os.getpid()  # yuface holds the GIL while it runs: not in the service's process
+    assert yunet._child is not None and yunet._child.proc.pid != os.getpid()  # yuface holds the GIL: not here
+    yunet._child.proc.kill()  # a detector that died is started again
+    yunet._child.proc.wait(60)
+    assert all(np.array_equal(a, b) for a, b in zip(yunet.detect(bgr, 0.6), here, strict=True))

@@ -1,0 +1,79 @@
+"""The edit contract and the core's split changed no answer: `/edit`, `/interpolate` and an
+optimised-edit job give, byte for byte, what the service gave before them (commit 280d6e1).
+
+The digests were recorded by running this test's requests against that commit's service on a
+2-core AVX2 host (no AVX-512), torch 2.13.0+cpu, opencv 5.0.0, Pillow 13.0.0; floating-point
+kernels differ between CPU kinds and library versions, so elsewhere the test says it is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import cv2
+import PIL
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from tests.app.test_bundled_model import BUNDLED
+
+BEFORE = {
+    "edit png": "4bf2e4b90e783ec6",
+    "edit jpg": "f17fdf955a258e11",
+    "edit two": "bb014263ee7c2bfa",
+    "edit face": "6b5f9f74e982a0d4",
+    "interp": "fc3ba21e67e66c91",
+    "job": "4066a41dc78dfcc6",
+}
+RECORDED_ON = ("2.13.0+cpu", "5.0.0", "13.0.0", False)
+
+
+def _host() -> tuple[str, str, str, bool]:
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return torch.__version__, cv2.__version__, PIL.__version__, "avx512" in flags
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@pytest.mark.skipif(_host() != RECORDED_ON, reason=f"digests recorded on {RECORDED_ON}, this host is {_host()}")
+def test_answers_are_byte_for_byte_those_before_the_refactor(photos: Path) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as recorded
+    try:
+        _compare(photos)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare(photos: Path) -> None:
+    with TestClient(create_app(Settings(checkpoint=BUNDLED, redis_url=None))) as c:
+
+        def encode(name: str) -> str:
+            files = {"file": (name, (photos / name).read_bytes())}
+            return c.post("/encode", params={"refine": "false"}, files=files).json()["latent_id"]  # type: ignore[no-any-return]
+
+        a, b = encode("astronaut.png"), encode("messi5.jpg")
+        now = {
+            "edit png": c.post("/edit", params={"latent_id": a, "attribute": "Smiling", "strength": 1}).content,
+            "edit jpg": c.post("/edit", params={"latent_id": b, "attribute": "Eyeglasses", "strength": 1}).content,
+            "edit two": c.post(
+                "/edit", params={"latent_id": a, "attribute": ["Male", "Young"], "strength": [1, -1]}
+            ).content,
+            "edit face": c.post("/edit", params={"latent_id": a, "attribute": "Smiling", "paste": "false"}).content,
+            "interp": c.get("/interpolate", params={"from": a, "to": b, "steps": 4}).content,
+        }
+        edits = [{"attribute": "Smiling", "strength": 1}]
+        job = c.post("/edits/optimized", json={"latent_id": a, "edits": edits, "steps": 5}).json()
+        deadline = time.monotonic() + 300
+        while c.get(f"/jobs/{job['job_id']}").json()["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        now["job"] = c.get(f"/jobs/{job['job_id']}/result").content
+    assert {k: _digest(v) for k, v in now.items()} == BEFORE
