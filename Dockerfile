@@ -2,6 +2,7 @@
 #   api         the FastAPI service (CPU)
 #   worker      a Celery worker on the CPU
 #   worker-gpu  a Celery worker on a CUDA base image
+#   flower      Celery's dashboard, behind basic auth (compose profile "flower")
 # The bundled checkpoint (checkpoints/celeba64) is part of the image: nothing downloads at run time.
 #
 # Build arguments, for machines that cannot pull from Docker Hub or reach PyTorch's index
@@ -41,6 +42,14 @@ CMD ["uvicorn", "--factory", "app.main:create_app", "--http", "app.serve:HeadTim
 
 FROM cpu-base AS worker
 CMD ["celery", "-A", "worker.celery_app", "worker", "-Q", "edits", "--loglevel=INFO", "--concurrency=1"]
+
+# Celery's dashboard; refuses to start without FLOWER_BASIC_AUTH (worker/flower.py)
+FROM cpu-base AS flower
+USER root
+RUN pip install ".[flower]"
+USER faceedit
+EXPOSE 5555
+CMD ["python", "-m", "worker.flower", "--port=5555"]
 
 # PyPI's torch wheel carries its CUDA libraries; the host's driver comes in through the
 # NVIDIA container runtime. Python 3.11, like the other images: the face detector's wheels need it.

@@ -93,13 +93,17 @@ def _ready(url: str, headers: dict[str, str] | None) -> bool:
 
 
 def start_server(
-    env: dict[str, str], ready_headers: dict[str, str] | None = None, root: Path = ROOT
+    env: dict[str, str],
+    ready_headers: dict[str, str] | None = None,
+    root: Path = ROOT,
+    python: str = sys.executable,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """uvicorn serving the app of the checkout at `root` (this one by default) on a free loopback
     port, with the head timeout, returned once /ready answers 200. Another checkout (a benchmark's
-    baseline) is served as uvicorn serves it by default: it may not have HeadTimeoutProtocol."""
+    baseline) is served as uvicorn serves it by default: it may not have HeadTimeoutProtocol.
+    `python` is the interpreter (another virtual environment's, to try another Python)."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--port", str(port), "--log-level", "warning"]
+    command = [python, "-m", "uvicorn", "--port", str(port), "--log-level", "warning"]
     if root == ROOT:
         command += ["--factory", APP_FACTORY, "--http", HTTP_PROTOCOL]
     else:
