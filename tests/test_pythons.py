@@ -3,7 +3,7 @@ and the service starts on the bundled model, answers /ready and encodes a real p
 
 The running interpreter is tried as it is. Another one (python3.12 on PATH or in pyenv, say) gets a virtual
 environment of its own under FACEEDIT_PYTHONS_CACHE (default ~/.cache/faceedit/pythons), made
-once per pyproject.toml (PyPI's torch for 3.12+ is the CUDA build: a few GB, once) and given this
+once per list of dependencies (PyPI's torch for 3.12+ is the CUDA build: a few GB, once) and given this
 checkout with `pip install --no-deps .` on every run. A Python the machine lacks is skipped, by name.
 """
 
@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import urllib.request
 import uuid
 from pathlib import Path
@@ -44,7 +45,8 @@ def _environment(version: str, python: str) -> str:
     """The interpreter of a virtual environment for `python` with the project installed from ROOT."""
     if python == sys.executable:
         return python
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    key = hashlib.sha256(json.dumps(project["dependencies"]).encode()).hexdigest()[:12]
     cache = Path(os.environ.get("FACEEDIT_PYTHONS_CACHE", Path.home() / ".cache" / "faceedit" / "pythons"))
     venv = cache / f"py{version}-{key}"
     bin_python = str(venv / "bin" / "python")
