@@ -7,7 +7,7 @@
 #
 # Build arguments, for machines that cannot pull from Docker Hub or reach PyTorch's index
 # (scripts/compose-smoke.sh uses both):
-#   PYTHON_IMAGE    the base image: any Debian-like image with python3 (3.11), its venv module
+#   PYTHON_IMAGE    the base image: any Debian-like image with python3 (3.11-3.13), its venv module
 #                   (Debian: python3-venv) and CA certificates, e.g. one made with debootstrap
 #   TORCH_PIP_ARGS  where pip finds the CPU torch wheel: PyTorch's CPU index by default, or e.g.
 #                   "--find-links http://127.0.0.1:8765/" for a folder of wheels served on the
@@ -52,7 +52,7 @@ EXPOSE 5555
 CMD ["python", "-m", "worker.flower", "--port=5555"]
 
 # PyPI's torch wheel carries its CUDA libraries; the host's driver comes in through the
-# NVIDIA container runtime. Python 3.11, like the other images: the face detector's wheels need it.
+# NVIDIA container runtime. The same Python as the other images.
 FROM ${PYTHON_IMAGE} AS worker-gpu
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH FACEEDIT_CHECKPOINT=/srv/checkpoints/celeba64 FACEEDIT_DEVICE=cuda
