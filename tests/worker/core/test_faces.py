@@ -149,3 +149,15 @@ def test_detector_agrees_with_the_wheels_own_wrapper_and_leaves_the_gil_free(pho
     ticker.join()
     # a thread that held the GIL for the call would leave the ticker a handful of ticks
     assert ticks[0] > 0.25 * elapsed / 0.002, (ticks[0], elapsed)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_answers_encoded_through_a_memory_file_are_the_bytes_pillow_writes(photos: Path, fmt: str) -> None:
+    from worker.core.images import saved
+
+    im = Image.fromarray(_photo(photos / "group.jpg"))
+    options = {"compress_level": 1} if fmt == "PNG" else {"quality": 92}
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **options)
+    assert saved(im, fmt, **options) == buf.getvalue()
+    assert Image.open(io.BytesIO(saved(im, fmt, **options))).size == im.size
