@@ -12,7 +12,9 @@
 #   4. /encode of a real photo, then one optimised edit: the worker container is restarted while
 #      the job runs, and the job must still succeed (run again after its heartbeat stops) and its
 #      result be an image;
-#   5. `compose down -v` (containers, network, Redis volume), whatever happened.
+#   5. Flower (`--profile flower`, built from the same base) started with FLOWER_BASIC_AUTH: it must
+#      refuse a request without the credentials and, with them, list the worker;
+#   6. `compose down -v` (containers, network, Redis volume), whatever happened.
 #
 # Usage: scripts/compose-smoke.sh PHOTO        (or SMOKE_PHOTO=PHOTO scripts/compose-smoke.sh)
 # Settings (environment):
@@ -52,7 +54,8 @@ elif command -v docker-compose >/dev/null; then
 else
   die "neither 'docker compose' nor 'docker-compose' found"
 fi
-COMPOSE+=(-p "$PROJECT" -f docker-compose.yml -f docker-compose.smoke.yml --profile cpu)
+COMPOSE+=(-p "$PROJECT" -f docker-compose.yml -f docker-compose.smoke.yml --profile cpu --profile flower)
+export FLOWER_BASIC_AUTH="smoke:$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
 docker info >/dev/null 2>&1 || die "no Docker daemon answers (e.g. dockerd --storage-driver=vfs --iptables=false --bridge=none)"
 log "${COMPOSE[*]} $compose_version; daemon $(docker version --format '{{.Server.Version}}'); photo $PHOTO"
 
@@ -137,8 +140,8 @@ if [ -z "${SMOKE_TORCH_PIP_ARGS:-}" ] && ls "$WHEELS"/torch-*.whl >/dev/null 2>&
   log "torch from $WHEELS ($(basename "$(ls "$WHEELS"/torch-*.whl | head -1)")), served on 127.0.0.1:$port"
 fi
 export SMOKE_TORCH_PIP_ARGS=${SMOKE_TORCH_PIP_ARGS:---index-url https://download.pytorch.org/whl/cpu}
-log "building api and worker-cpu (log: $work/build.log)"
-"${COMPOSE[@]}" build --force-rm api worker-cpu >"$work/build.log" 2>&1 || { tail -30 "$work/build.log" >&2; die "compose build"; }
+log "building api, worker-cpu and flower (log: $work/build.log)"
+"${COMPOSE[@]}" build --force-rm api worker-cpu flower >"$work/build.log" 2>&1 || { tail -30 "$work/build.log" >&2; die "compose build"; }
 if [ -n "$wheel_server" ]; then kill "$wheel_server" 2>/dev/null || true; wheel_server=; fi
 log "images: $(docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^faceedit-smoke/" | tr '\n' ' ')"
 
@@ -220,3 +223,15 @@ EOF
 log "result: $kind, $(wc -c <"$work/result") bytes ($work/result); the job ran $attempt time(s)"
 "${COMPOSE[@]}" logs --no-color worker-cpu 2>/dev/null | grep -E "faceedit\.optimized_edit.*(received|succeeded)" |
   sed -E 's/^[^|]*\| *//' | cut -c1-160 | while read -r line; do log "worker: $line"; done || true
+
+# -- 5. Flower, behind its basic auth -----------------------------------------------------------
+log "compose up -d flower"
+"${COMPOSE[@]}" up -d flower >"$work/flower-up.log" 2>&1 || { cat "$work/flower-up.log" >&2; die "compose up flower"; }
+flower_workers() {
+  curl -fsS --max-time 10 -u "$FLOWER_BASIC_AUTH" "http://127.0.0.1:5555/api/workers?refresh=1" >"$work/flower.json" &&
+    python3 -c 'import json, sys; w = json.load(open(sys.argv[1])); sys.exit(0 if w else 1)' "$work/flower.json"
+}
+wait_for 300 "Flower listing the worker" flower_workers
+open_code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://127.0.0.1:5555/api/workers)
+[ "$open_code" = 401 ] || die "Flower answered $open_code without credentials (401 expected)"
+log "flower: 401 without credentials; with them it lists $(python3 -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))))' "$work/flower.json")"
