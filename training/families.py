@@ -218,7 +218,6 @@ class CGAN(Family):
         self.G = CondGenerator(cfg).to(device)  # type: ignore[assignment]
         self.D = ProjectedDiscriminator(cfg).to(device).attach_features()  # type: ignore[assignment]
         self.E = None
-        self.extra = {}
         betas = (opts.beta1, opts.beta2)
         self.optims = {
             "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=betas),
@@ -226,6 +225,14 @@ class CGAN(Family):
                 [p for p in self.D.parameters() if p.requires_grad], opts.lr_d or opts.lr, betas=betas
             ),
         }
+        # The auxiliary attribute classifier on D's conv trunk (AC-GAN; StarGAN's D_cls): learnt on
+        # the real faces' known labels, it makes G pay when its face does not show the y it was given.
+        self.C: nn.Linear | None = None
+        self.extra = {}
+        if opts.classify:
+            self.C = nn.Linear(self.D.pooled_size, len(cfg.conditions)).to(device)
+            self.extra["C"] = self.C
+            self.optims["C"] = torch.optim.Adam(self.C.parameters(), opts.lr_d or opts.lr, betas=betas)
         self.labels: Tensor | None = None  # (N, K) signed labels of the data, 0 where unknown
         self.valid: Tensor | None = None
 
@@ -263,15 +270,28 @@ class CGAN(Family):
             with torch.no_grad():  # the frozen pyramid needs no graph; the conv branch takes the images after
                 f_real = self.D.features(diff_augment(real, aug))
                 f_fake = self.D.features(diff_augment(masked(fake.detach()), aug))
-            d_real = self.D.judge(f_real, y_real).float()
-            d_fake = self.D.judge(f_fake, y_fake).float()
+            d_real, pooled_real = self.D.judge(f_real, y_real)
+            d_fake = self.D.judge(f_fake, y_fake)[0]
             loss_d = (F.relu(1 - d_real).mean(1) + F.relu(1 + d_fake).mean(1)).sum()  # hinge, per head
-        self.optims["D"].zero_grad(set_to_none=True)
+            if self.C is not None:
+                loss_c = attribute_loss(self.C(pooled_real), y_real)
+                loss_d = loss_d + self.opts.classify * loss_c
+        for name in ("D", "C"):
+            if name in self.optims:
+                self.optims[name].zero_grad(set_to_none=True)
         loss_d.backward()
-        self.optims["D"].step()
-        self.D.requires_grad_(False)
+        for name in ("D", "C"):
+            if name in self.optims:
+                self.optims[name].step()
+        frozen = [self.D.heads, self.D.conv, *([self.C] if self.C is not None else [])]
+        for m in frozen:
+            m.requires_grad_(False)
         with amp:
-            loss_g = -self.D(diff_augment(masked(fake), aug), y_fake).float().mean()  # the heads' sum
+            logits, pooled_fake = self.D.judge(self.D.features(diff_augment(masked(fake), aug)), y_fake)
+            loss_g = -logits.sum(0).mean()  # the heads' sum
+            if self.C is not None:
+                loss_cg = attribute_loss(self.C(pooled_fake), y_fake)
+                loss_g = loss_g + self.opts.classify * loss_cg
             if self.opts.diversity:  # mode seeking (Mao et al. 2019): halves share y, differ in z
                 h = b // 2
                 img_d = (fake[:h] - fake[h : 2 * h]).float().abs().mean((1, 2, 3))
@@ -280,9 +300,20 @@ class CGAN(Family):
         self.optims["G"].zero_grad(set_to_none=True)
         loss_g.backward()
         self.optims["G"].step()
-        self.D.heads.requires_grad_(True)
-        self.D.conv.requires_grad_(True)
-        return {"D": loss_d.item(), "G": loss_g.item(), "D_real": d_real.mean().item(), "D_fake": d_fake.mean().item()}
+        for m in frozen:
+            m.requires_grad_(True)
+        out = {"D": loss_d.item(), "G": loss_g.item(), "D_real": d_real.mean().item(), "D_fake": d_fake.mean().item()}
+        if self.C is not None:
+            out.update(C_real=loss_c.item(), C_fake=loss_cg.item())
+        return out
+
+
+def attribute_loss(logits: Tensor, signed: Tensor) -> Tensor:
+    """Binary cross-entropy of attribute logits (B, K) against signed labels (B, K): +1 has, -1 has
+    not, 0 unknown (not counted); summed over attributes, averaged over the batch (as StarGAN)."""
+    known = (signed != 0).float()
+    bce = F.binary_cross_entropy_with_logits(logits.float(), (signed > 0).float(), reduction="none")
+    return (bce * known).sum() / logits.shape[0]
 
 
 FAMILY_CLASSES: dict[str, type[Family]] = {

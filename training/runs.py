@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,10 +141,16 @@ def _plain(module: M, cfg: ModelConfig) -> M:
 def load_resume(path: Path, fam: Family, G_ema: Generator) -> tuple[int, dict[str, list[float]], float]:
     device = next(fam.G.parameters()).device
     tensors = load_file(str(path), device=str(device))
+    # A network (and its optimiser) the file has none of is a term added on resume: it starts fresh.
     for prefix, module in {**fam.modules(), "G_ema": G_ema}.items():
-        module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+        state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        if state:
+            module.load_state_dict(state)
+        else:
+            print(f"resume: {path} has no {prefix}; it starts fresh", file=sys.stderr)
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
     for name, optim in fam.optims.items():
-        load_optimizer_state(optim, tensors, f"opt_{name}", meta[f"opt_{name}"])
+        if f"opt_{name}" in meta:
+            load_optimizer_state(optim, tensors, f"opt_{name}", meta[f"opt_{name}"])
     return int(meta["step"]), json.loads(meta["history"]), float(meta.get("seconds", 0.0))

@@ -3,18 +3,22 @@ serves its checkpoint without special cases."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from fastapi.testclient import TestClient
 from PIL import Image
+from safetensors.torch import load_file
 
 from app.main import create_app
 from app.settings import Settings
 from models import load_checkpoint
 from tests.conftest import wait_for_job
 from training.__main__ import main
+from training.families import attribute_loss
 
 TINY = ["--ngf", "4", "--ndf", "4", "--nz", "8", "--batch", "8", "--device", "cpu", "--kimg", "0.032"]
 FAMILIES = {  # command line -> family, whether an encoder is learnt, whether D can judge images
@@ -67,6 +71,26 @@ def test_a_family_resumes_where_it_stopped(trained: dict[str, Path], celeba_half
     common = ["--data", str(celeba_half), "--cache-dir", str(tmp_path / "cache")]
     more = [a if a != "0.032" else "0.064" for a in TINY]
     assert main(["vaegan", *common, *more, "--snapshot-every", "2", "--resume", str(run)]) == 0
+    assert load_checkpoint(run / "checkpoint").meta["training"]["step"] == 8
+
+
+def test_the_attribute_loss_counts_only_known_labels() -> None:
+    logits = torch.tensor([[4.0, -4.0, 9.0], [0.0, 0.0, -9.0]])
+    signed = torch.tensor([[1.0, -1.0, 0.0], [1.0, 0.0, 0.0]])  # 0: the set has no such label
+    expected = (2 * F.softplus(torch.tensor(-4.0)) + math.log(2)) / 2  # summed per face, averaged
+    assert attribute_loss(logits, signed).item() == pytest.approx(expected.item())
+    assert attribute_loss(logits, torch.zeros_like(signed)).item() == 0
+
+
+def test_a_cgan_run_gains_the_classifier_term_on_resume(celeba_half: Path, tmp_path: Path) -> None:
+    common = ["--data", str(celeba_half), "--cache-dir", str(tmp_path / "cache"), *TINY, "--snapshot-every", "2"]
+    assert main(["cgan", *common, "--classify", "0", "--outdir", str(tmp_path)]) == 0
+    (run,) = tmp_path.glob("*cgan*")
+    assert not any(k.startswith("C.") for k in load_file(str(run / "resume.safetensors")))
+    more = [a if a != "0.032" else "0.064" for a in common]
+    assert main(["cgan", *more, "--classify", "1", "--resume", str(run)]) == 0
+    tensors = load_file(str(run / "resume.safetensors"))
+    assert tensors["C.weight"].shape[0] == len(load_checkpoint(run / "checkpoint").cfg.conditions)
     assert load_checkpoint(run / "checkpoint").meta["training"]["step"] == 8
 
 
