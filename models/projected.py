@@ -209,10 +209,6 @@ class ProjectedDiscriminator(nn.Module):
         conv, pooled = self.conv(image, signed)
         return torch.stack([*logits, conv]), pooled
 
-    @property
-    def pooled_size(self) -> int:
-        return self.cfg.ndf * 2**self.cfg.n_mid
-
     def forward(self, x: Tensor, signed: Tensor | None = None) -> Tensor:
         """The realism logit (B,): the heads' sum."""
         return self.judge(self.features(x), signed)[0].sum(0)

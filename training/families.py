@@ -230,7 +230,7 @@ class CGAN(Family):
         self.C: nn.Linear | None = None
         self.extra = {}
         if opts.classify:
-            self.C = nn.Linear(self.D.pooled_size, len(cfg.conditions)).to(device)
+            self.C = nn.Linear(cfg.ndf * 2**cfg.n_mid, len(cfg.conditions)).to(device)
             self.extra["C"] = self.C
             self.optims["C"] = torch.optim.Adam(self.C.parameters(), opts.lr_d or opts.lr, betas=betas)
         self.labels: Tensor | None = None  # (N, K) signed labels of the data, 0 where unknown
