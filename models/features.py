@@ -126,6 +126,17 @@ def pooled(features: list[Tensor]) -> Tensor:
     return torch.cat([f.float().mean((2, 3)) for f in features], 1)
 
 
+ATTRIBUTE_FEATURES = LEVEL_CHANNELS[2] + LEVEL_CHANNELS[3] * 5
+
+
+def attribute_features(features: list[Tensor]) -> Tensor:
+    """What an attribute classifier reads, (B, 1712): the two deepest levels' means and the deepest
+    one on a 2x2 grid, so where a thing is (glasses over the eyes, a smile below) still counts."""
+    deep = features[3].float()
+    grid = F.adaptive_avg_pool2d(deep, 2).flatten(1)
+    return torch.cat([features[2].float().mean((2, 3)), deep.mean((2, 3)), grid], 1)
+
+
 def perceptual(net: EfficientNetLite0, a: Tensor, b: Tensor, size: int = 64) -> Tensor:
     """Per-sample distance (B,) of images a, b (B, 3, S, S) in [-1, 1] in the first three levels of
     the frozen pyramid, each feature vector unit-normalised over channels first (as LPIPS does), so

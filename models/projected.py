@@ -143,14 +143,12 @@ class _ConvBranch(nn.Module):
         self.embed = nn.Linear(n_cond, ch, bias=False) if n_cond else None
         self.apply(init_weights)
 
-    def forward(self, x: Tensor, signed: Tensor | None) -> tuple[Tensor, Tensor]:
-        """(logit (B,), the trunk's pooled features (B, ndf * 2**n_mid))."""
+    def forward(self, x: Tensor, signed: Tensor | None) -> Tensor:
         h = self.trunk(x)
         out = self.logit(h).float().flatten()
-        pooled = h.float().mean((2, 3))
         if self.embed is not None and signed is not None:
-            out = out + (pooled * self.embed(signed.float())).sum(1) / math.sqrt(h.shape[1])
-        return out, pooled
+            out = out + (h.float().mean((2, 3)) * self.embed(signed.float())).sum(1) / math.sqrt(h.shape[1])
+        return out
 
 
 class ProjectedDiscriminator(nn.Module):
@@ -199,19 +197,16 @@ class ProjectedDiscriminator(nn.Module):
             mixed.insert(0, levels[i] + self.csm[i](up))
         return [*mixed, image]
 
-    def judge(self, features: list[Tensor], signed: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Each head's logit on what `features` gave, the conv branch last: (5, B), the loss is per
-        head; and the conv branch's pooled features (B, C), what the training's attribute
-        classifier reads (CganOptions.classify)."""
+    def judge(self, features: list[Tensor], signed: Tensor | None = None) -> Tensor:
+        """Each head's logit on what `features` gave, the conv branch last: (5, B); the loss is per head."""
         *pyramid, image = features
         w = self.cfg.projected_weight
         logits = [w * head(f, signed) for head, f in zip(self.heads, pyramid, strict=False)]
-        conv, pooled = self.conv(image, signed)
-        return torch.stack([*logits, conv]), pooled
+        return torch.stack([*logits, self.conv(image, signed)])
 
     def forward(self, x: Tensor, signed: Tensor | None = None) -> Tensor:
         """The realism logit (B,): the heads' sum."""
-        return self.judge(self.features(x), signed)[0].sum(0)
+        return self.judge(self.features(x), signed).sum(0)
 
     def to(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         out = super().to(*args, **kwargs)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.features import ATTRIBUTE_FEATURES, attribute_features, load_features
 from models.networks import (
     ConvEncoder,
     Discriminator,
@@ -225,14 +226,17 @@ class CGAN(Family):
                 [p for p in self.D.parameters() if p.requires_grad], opts.lr_d or opts.lr, betas=betas
             ),
         }
-        # The auxiliary attribute classifier on D's conv trunk (AC-GAN; StarGAN's D_cls): learnt on
-        # the real faces' known labels, it makes G pay when its face does not show the y it was given.
+        # The auxiliary attribute classifier (AC-GAN, Odena et al. 2017; StarGAN's D_cls), a linear
+        # map of the frozen EfficientNet features: learnt on the real faces' known labels, it makes G
+        # pay when its face does not show the y it was given. (On D's own trunk it had learnt next to
+        # nothing after 330 steps: MODEL_CARD.md, "Conditioning".)
         self.C: nn.Linear | None = None
         self.extra = {}
         if opts.classify:
-            self.C = nn.Linear(cfg.ndf * 2**cfg.n_mid, len(cfg.conditions)).to(device)
+            self.net = load_features().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self.C = nn.Linear(ATTRIBUTE_FEATURES, len(cfg.conditions)).to(device)
             self.extra["C"] = self.C
-            self.optims["C"] = torch.optim.Adam(self.C.parameters(), opts.lr_d or opts.lr, betas=betas)
+            self.optims["C"] = torch.optim.Adam(self.C.parameters(), 1e-3)
         self.labels: Tensor | None = None  # (N, K) signed labels of the data, 0 where unknown
         self.valid: Tensor | None = None
 
@@ -267,15 +271,17 @@ class CGAN(Family):
 
         with amp:
             fake = self.G(w)
+            real_aug = diff_augment(real, aug)
             with torch.no_grad():  # the frozen pyramid needs no graph; the conv branch takes the images after
-                f_real = self.D.features(diff_augment(real, aug))
+                f_real = self.D.features(real_aug)
                 f_fake = self.D.features(diff_augment(masked(fake.detach()), aug))
-            d_real, pooled_real = self.D.judge(f_real, y_real)
-            d_fake = self.D.judge(f_fake, y_fake)[0]
+                a_real = self.attributes_seen(real_aug) if self.C is not None else None
+            d_real = self.D.judge(f_real, y_real)
+            d_fake = self.D.judge(f_fake, y_fake)
             loss_d = (F.relu(1 - d_real).mean(1) + F.relu(1 + d_fake).mean(1)).sum()  # hinge, per head
             if self.C is not None:
-                loss_c = attribute_loss(self.C(pooled_real), y_real)
-                loss_d = loss_d + self.opts.classify * loss_c
+                loss_c = attribute_loss(self.C(a_real), y_real)
+                loss_d = loss_d + loss_c  # C's parameters are its own: this only trains C
         for name in ("D", "C"):
             if name in self.optims:
                 self.optims[name].zero_grad(set_to_none=True)
@@ -287,10 +293,10 @@ class CGAN(Family):
         for m in frozen:
             m.requires_grad_(False)
         with amp:
-            logits, pooled_fake = self.D.judge(self.D.features(diff_augment(masked(fake), aug)), y_fake)
-            loss_g = -logits.sum(0).mean()  # the heads' sum
+            fake_aug = diff_augment(masked(fake), aug)
+            loss_g = -self.D(fake_aug, y_fake).mean()  # the heads' sum
             if self.C is not None:
-                loss_cg = attribute_loss(self.C(pooled_fake), y_fake)
+                loss_cg = attribute_loss(self.C(self.attributes_seen(fake_aug)), y_fake)
                 loss_g = loss_g + self.opts.classify * loss_cg
             if self.opts.diversity:  # mode seeking (Mao et al. 2019): halves share y, differ in z
                 h = b // 2
@@ -306,6 +312,12 @@ class CGAN(Family):
         if self.C is not None:
             out.update(C_real=loss_c.item(), C_fake=loss_cg.item())
         return out
+
+    def attributes_seen(self, x: Tensor) -> Tensor:
+        """The frozen features C reads of images x (B, 3, S, S), at the network's 64 px."""
+        if x.shape[-1] != 64:
+            x = F.interpolate(x, size=64, mode="bilinear", align_corners=False)
+        return attribute_features(self.net(x.contiguous(memory_format=torch.channels_last)))
 
 
 def attribute_loss(logits: Tensor, signed: Tensor) -> Tensor:

@@ -103,7 +103,7 @@ class CganOptions(TrainOptions):
     augment: str = "color,translation,cutout"
     lr_d: float | None = None  # D's learning rate (default: lr)
     diversity: float = 1.0  # weight of the mode-seeking term (Mao et al. 2019): G pays for ignoring z
-    # Weight of the auxiliary attribute classifier on D's trunk (AC-GAN, Odena et al. 2017): with the
+    # Weight of G's auxiliary attribute loss (AC-GAN, Odena et al. 2017; families.CGAN): with the
     # projection term alone, G learnt to ignore y (MODEL_CARD.md, "Conditioning"); 0 turns it off.
     classify: float = 1.0
 

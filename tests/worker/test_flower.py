@@ -47,7 +47,10 @@ def test_flower_behind_basic_auth_sees_the_worker(worker_env: dict[str, str], tm
     log = open(tmp_path / "flower.log", "wb")  # noqa: SIM115 - closed below
     flower = subprocess.Popen(
         [sys.executable, "-m", "worker.flower", f"--port={port}", "--address=127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
