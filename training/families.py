@@ -279,16 +279,14 @@ class CGAN(Family):
             d_real = self.D.judge(f_real, y_real)
             d_fake = self.D.judge(f_fake, y_fake)
             loss_d = (F.relu(1 - d_real).mean(1) + F.relu(1 + d_fake).mean(1)).sum()  # hinge, per head
-            if self.C is not None:
-                loss_c = attribute_loss(self.C(a_real), y_real)
-                loss_d = loss_d + loss_c  # C's parameters are its own: this only trains C
-        for name in ("D", "C"):
-            if name in self.optims:
-                self.optims[name].zero_grad(set_to_none=True)
-        loss_d.backward()
-        for name in ("D", "C"):
-            if name in self.optims:
-                self.optims[name].step()
+            # C learns the real faces' labels; its parameters are its own, so this term trains only C
+            loss_c = attribute_loss(self.C(a_real), y_real) if self.C is not None else torch.zeros(())
+        d_optims = [self.optims[n] for n in ("D", "C") if n in self.optims]
+        for optim in d_optims:
+            optim.zero_grad(set_to_none=True)
+        (loss_d + loss_c).backward()
+        for optim in d_optims:
+            optim.step()
         frozen = [self.D.heads, self.D.conv, *([self.C] if self.C is not None else [])]
         for m in frozen:
             m.requires_grad_(False)
