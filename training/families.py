@@ -256,7 +256,11 @@ class CGAN(Family):
         assert isinstance(self.G, CondGenerator) and self.labels is not None and idx is not None
         b, device = real.shape[0], real.device
         y_real = self.labels[torch.from_numpy(idx)].to(device)
-        w = self.G.sample(b)
+        # y of the fakes: the data's label rates, each kept within [floor, 1 - floor], so that G also
+        # practises the rare attributes (Eyeglasses is on 6.5% of the faces) it is asked to edit
+        p = self.G.y_prior.clamp(self.opts.label_floor, 1 - self.opts.label_floor)
+        y = (torch.rand(b, len(p), device=device) < p).float() * 2 - 1
+        w = torch.cat([torch.randn(b, self.cfg.nz, device=device), y], 1)
         if self.opts.diversity:
             w[b // 2 : 2 * (b // 2), self.cfg.nz :] = w[: b // 2, self.cfg.nz :]
         y_fake = w[:, self.cfg.nz :]

@@ -106,6 +106,12 @@ class CganOptions(TrainOptions):
     # Weight of G's auxiliary attribute loss (AC-GAN, Odena et al. 2017; families.CGAN): with the
     # projection term alone, G learnt to ignore y (MODEL_CARD.md, "Conditioning"); 0 turns it off.
     classify: float = 1.0
+    label_floor: float = 0.25  # fakes' labels are drawn on at least this often (and off as often)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.label_floor <= 0.5 or self.classify < 0:
+            raise ValueError("need 0 <= label_floor <= 0.5 and classify >= 0")
+        super().__post_init__()
 
     @property
     def family(self) -> str:
