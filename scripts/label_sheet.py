@@ -1,7 +1,11 @@
 """What the conditional family's labels do, for the model card: for 8 samples (fixed z and y), one
 row per attribute with that attribute's label set to -1 (has not) and then +1 (has), the rest kept.
 
-    python scripts/label_sheet.py CHECKPOINT_OR_RUN_SNAPSHOT --out docs/cgan-labels.png
+    python scripts/label_sheet.py CHECKPOINT_OR_RUN_SNAPSHOT --out docs/cgan-labels.png \
+        --judge runs/classifier
+
+With --judge, it also prints how often the attribute classifier sees each attribute on 256
+samples with that label at -1 and at +1, the rest kept: how much G listens to its labels.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import load_checkpoint  # noqa: E402
-from models.networks import sample_latents  # noqa: E402
+from models.networks import ModelConfig, sample_latents  # noqa: E402
+from training.classifier import load_classifier  # noqa: E402
 
 ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young")
 
@@ -27,6 +32,7 @@ def main() -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--n", type=int, default=8)
+    p.add_argument("--judge", type=Path, help="an attribute classifier folder (python -m training classifier)")
     args = p.parse_args()
     m = load_checkpoint(args.checkpoint, parts=("G",))
     cfg = m.cfg
@@ -50,6 +56,24 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, 0)).save(args.out)
     print(f"wrote {args.out}")
+    if args.judge:
+        judge(m.G, cfg, args.judge)
+
+
+def judge(G: torch.nn.Module, cfg: ModelConfig, classifier: Path, n: int = 256) -> None:
+    clf, meta = load_classifier(classifier)
+    names = list(meta["names"])  # type: ignore[call-overload]
+    w = sample_latents(G, n, torch.Generator().manual_seed(1))
+    print(f"attribute seen by the classifier, {n} samples, label -1 -> +1")
+    for name in ATTRIBUTES:
+        k = cfg.nz + cfg.conditions.index(name)
+        rates = []
+        for value in (-1.0, 1.0):
+            v = w.clone()
+            v[:, k] = value
+            with torch.no_grad():
+                rates.append((clf(G(v))[:, names.index(name)] > 0).float().mean().item())
+        print(f"  {name:11s} {rates[0]:5.1%} -> {rates[1]:5.1%}")
 
 
 if __name__ == "__main__":
