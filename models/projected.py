@@ -12,6 +12,7 @@
   for the attributes whose label is known: logit = h(x) + sum_k m_k s_k <w_k, phi(x)> / sqrt(d),
   with s_k = +-1 the label and m_k whether it is known, so sets without some labels still train.
 The pretrained network is not part of the module's state: it is loaded from its package.
+`warm_start` starts both from an unconditional DCGAN of the same shape.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from models.features import LEVEL_CHANNELS, EfficientNetLite0, load_features
-from models.networks import ModelConfig, _conv_trunk, init_weights
+from models.networks import Discriminator, Generator, ModelConfig, _conv_trunk, init_weights
 
 MIX_CHANNELS = (64, 128, 256, 512)  # channels of the four mixed levels
 CMAP = 64  # width of the projection embedding per head
@@ -253,3 +254,42 @@ class FeatureEncoder(nn.Module):
         if self._features:
             self._features = (self._features[0].to(*args, **kwargs),)
         return out
+
+
+@torch.no_grad()
+def warm_start(G: CondGenerator, D: ProjectedDiscriminator, G0: Generator, D0: Discriminator | None) -> None:
+    """Start the conditional family from an unconditional DCGAN (G0, D0) of the same shape.
+
+    Every weight is copied and y enters at zero weight (its rows of the first convolution, every
+    BatchNorm's gamma(y) and beta(y), D's projection), so at the start G(z, y) = G0(z) for any y
+    and D's conv branch judges as D0 did; what training adds is how y moves the face. The
+    frozen-feature heads, which D0 does not have, start as they would anyway.
+    """
+    a, b = G.cfg, G0.cfg
+    if (a.nz, a.ngf, a.image_size, a.nc) != (b.nz, b.ngf, b.image_size, b.nc):
+        raise ValueError(
+            f"a warm start needs the same nz, ngf and image size: the cgan has {a.nz}, {a.ngf}, {a.image_size} px, "
+            f"the checkpoint {b.nz}, {b.ngf}, {b.image_size} px"
+        )
+    convs = [m for m in G0.main if isinstance(m, nn.ConvTranspose2d)]
+    norms = [m for m in G0.main if isinstance(m, nn.BatchNorm2d)]
+    first = G.convs[0].weight
+    assert isinstance(first, Tensor)
+    first.zero_()[: a.nz].copy_(convs[0].weight)
+    for conv, source in zip(G.convs[1:], convs[1:-1], strict=True):
+        assert isinstance(conv, nn.ConvTranspose2d)
+        conv.weight.copy_(source.weight)
+    G.to_rgb.weight.copy_(convs[-1].weight)
+    for norm, bn in zip(G.norms, norms, strict=True):
+        assert isinstance(norm, CondBatchNorm) and bn.bias is not None
+        norm.bn.load_state_dict({k: v for k, v in bn.state_dict().items() if k not in ("weight", "bias")})
+        for lin, value in ((norm.gamma, bn.weight - 1), (norm.beta, bn.bias)):
+            lin.weight.zero_()
+            lin.bias.copy_(value)
+    if D0 is not None:
+        if D.cfg.ndf != D0.cfg.ndf:
+            raise ValueError(f"a warm start needs the same ndf: the cgan has {D.cfg.ndf}, the checkpoint {D0.cfg.ndf}")
+        D.conv.trunk.load_state_dict(D0.trunk.state_dict())
+        D.conv.logit.weight.copy_(D0.head.weight)
+        if D.conv.embed is not None:
+            D.conv.embed.weight.zero_()

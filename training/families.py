@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.checkpoint import load_checkpoint
 from models.features import ATTRIBUTE_FEATURES, attribute_features, load_features
 from models.networks import (
     ConvEncoder,
@@ -18,7 +19,7 @@ from models.networks import (
     JointDiscriminator,
     ModelConfig,
 )
-from models.projected import CondGenerator, ProjectedDiscriminator
+from models.projected import CondGenerator, ProjectedDiscriminator, warm_start
 from training.augment import diff_augment
 from training.data import CelebA
 from training.options import CganOptions, GanOptions, TrainOptions, VaeGanOptions, VaeOptions
@@ -237,6 +238,11 @@ class CGAN(Family):
             self.C = nn.Linear(ATTRIBUTE_FEATURES, len(cfg.conditions)).to(device)
             self.extra["C"] = self.C
             self.optims["C"] = torch.optim.Adam(self.C.parameters(), 1e-3)
+        if opts.warm_start is not None and opts.resume is None:
+            start = load_checkpoint(opts.warm_start, device, parts=("G", "D"))
+            if start.cfg.family not in ("dcgan", "wgan-gp"):
+                raise ValueError(f"{opts.warm_start}: a warm start is from a dcgan or wgan-gp, not {start.cfg.family}")
+            warm_start(self.G, self.D, start.G, start.D)  # type: ignore[arg-type]
         self.labels: Tensor | None = None  # (N, K) signed labels of the data, 0 where unknown
         self.valid: Tensor | None = None
 

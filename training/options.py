@@ -107,6 +107,9 @@ class CganOptions(TrainOptions):
     # projection term alone, G learnt to ignore y (MODEL_CARD.md, "Conditioning"); 0 turns it off.
     classify: float = 1.0
     label_floor: float = 0.25  # fakes' labels are drawn on at least this often (and off as often)
+    # An unconditional DCGAN checkpoint (nz, ngf, ndf and size as this run's) to start G and D from,
+    # y entering at zero weight (models.projected.warm_start); ignored on --resume.
+    warm_start: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.label_floor <= 0.5 or self.classify < 0:

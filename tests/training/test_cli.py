@@ -112,7 +112,8 @@ def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.C
     r = json.loads(report.read_text())
     assert set(r["edits"]) == {"Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young"}
     for e in r["edits"].values():
-        assert 0 <= e["target_reached"] <= 1 and 0 <= e["others_unchanged_mean"] <= 1
+        assert 0 <= e["target_reached"] <= 1 and 0 <= e["target_reached_applied"] <= 1
+        assert 0 <= e["others_unchanged_mean"] <= 1
     assert r["reconstruction"]["encoder"]["ssim"] <= 1
     assert "| Smiling |" in report.with_suffix(".md").read_text()
     assert (tmp_path / "report-examples.png").is_file()

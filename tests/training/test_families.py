@@ -94,6 +94,17 @@ def test_a_cgan_run_gains_the_classifier_term_on_resume(celeba_half: Path, tmp_p
     assert load_checkpoint(run / "checkpoint").meta["training"]["step"] == 8
 
 
+def test_a_cgan_run_starts_from_a_dcgan_checkpoint(trained: dict[str, Path], celeba_half: Path, tmp_path: Path) -> None:
+    common = ["--data", str(celeba_half), "--cache-dir", str(tmp_path / "cache"), *TINY, "--outdir", str(tmp_path)]
+    with pytest.raises(ValueError, match="same nz"):  # a different width is refused before any step
+        main(["cgan", *[a if a != "4" else "8" for a in common], "--warm-start", str(trained["dcgan"] / "checkpoint")])
+    with pytest.raises(ValueError, match="from a dcgan or wgan-gp"):
+        main(["cgan", *common, "--warm-start", str(trained["vae"] / "checkpoint")])
+    assert main(["cgan", *common, "--warm-start", str(trained["dcgan"] / "checkpoint")]) == 0
+    (run,) = tmp_path.glob("*cgan*")
+    assert load_checkpoint(run / "checkpoint").meta["training"]["step"] == 4
+
+
 def test_the_conditional_family_edits_its_attributes_along_their_labels(trained: dict[str, Path]) -> None:
     model = load_checkpoint(trained["cgan"] / "checkpoint")
     cfg = model.cfg
