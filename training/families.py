@@ -305,7 +305,7 @@ class CGAN(Family):
             loss_g = -self.D(fake_aug, y_fake).mean()  # the heads' sum
             if self.C is not None:
                 loss_cg = attribute_loss(self.C(self.attributes_seen(fake_aug)), y_fake)
-                loss_g = loss_g + self.opts.classify * loss_cg
+                loss_g = loss_g + self.classify_weight() * loss_cg
             if self.opts.diversity:  # mode seeking (Mao et al. 2019): halves share y, differ in z
                 h = b // 2
                 img_d = (fake[:h] - fake[h : 2 * h]).float().abs().mean((1, 2, 3))
@@ -320,6 +320,19 @@ class CGAN(Family):
         if self.C is not None:
             out.update(C_real=loss_c.item(), C_fake=loss_cg.item())
         return out
+
+    def classify_weight(self) -> float:
+        """What G pays for C's loss: nothing while C is young, rising to `classify` over
+        `classify_warmup` of C's updates (Adam's count, kept in the resume file). A C that has not
+        learnt the faces yet is a random map of the frozen features, and G chasing it draws
+        patterns only that network sees (MODEL_CARD.md, "Warm start")."""
+        assert self.C is not None and isinstance(self.opts, CganOptions)
+        warmup = self.opts.classify_warmup
+        if not warmup:
+            return self.opts.classify
+        state = self.optims["C"].state.get(self.C.weight, {})
+        age = float(state.get("step", 0))
+        return self.opts.classify * min(1.0, max(0.0, 2 * age / warmup - 1))
 
     def attributes_seen(self, x: Tensor) -> Tensor:
         """The frozen features C reads of images x (B, 3, S, S), at the network's 64 px."""

@@ -106,14 +106,16 @@ class CganOptions(TrainOptions):
     # Weight of G's auxiliary attribute loss (AC-GAN, Odena et al. 2017; families.CGAN): with the
     # projection term alone, G learnt to ignore y (MODEL_CARD.md, "Conditioning"); 0 turns it off.
     classify: float = 1.0
+    # C's updates before G pays it in full: nothing for the first half, then rising linearly
+    classify_warmup: int = 600
     label_floor: float = 0.25  # fakes' labels are drawn on at least this often (and off as often)
     # An unconditional DCGAN checkpoint (nz, ngf, ndf and size as this run's) to start G and D from,
     # y entering at zero weight (models.projected.warm_start); ignored on --resume.
     warm_start: Path | None = None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.label_floor <= 0.5 or self.classify < 0:
-            raise ValueError("need 0 <= label_floor <= 0.5 and classify >= 0")
+        if not 0 <= self.label_floor <= 0.5 or self.classify < 0 or self.classify_warmup < 0:
+            raise ValueError("need 0 <= label_floor <= 0.5, classify >= 0 and classify_warmup >= 0")
         super().__post_init__()
 
     @property

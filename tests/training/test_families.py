@@ -18,7 +18,8 @@ from app.settings import Settings
 from models import load_checkpoint
 from tests.conftest import wait_for_job
 from training.__main__ import main
-from training.families import attribute_loss
+from training.families import CGAN, attribute_loss
+from training.options import CganOptions
 
 TINY = ["--ngf", "4", "--ndf", "4", "--nz", "8", "--batch", "8", "--device", "cpu", "--kimg", "0.032"]
 FAMILIES = {  # command line -> family, whether an encoder is learnt, whether D can judge images
@@ -80,6 +81,19 @@ def test_the_attribute_loss_counts_only_known_labels() -> None:
     expected = (2 * F.softplus(torch.tensor(-4.0)) + math.log(2)) / 2  # summed per face, averaged
     assert attribute_loss(logits, signed).item() == pytest.approx(expected.item())
     assert attribute_loss(logits, torch.zeros_like(signed)).item() == 0
+
+
+def test_g_pays_the_classifier_only_once_it_has_learnt(celeba_half: Path) -> None:
+    opts = CganOptions(data=celeba_half, ngf=4, ndf=4, nz=8, device="cpu", classify=2.0, classify_warmup=8)
+    fam = CGAN(opts.model_config(), opts, torch.device("cpu"))
+    assert fam.C is not None
+    weights = []
+    for _ in range(10):
+        weights.append(fam.classify_weight())
+        fam.optims["C"].zero_grad()
+        fam.C(torch.randn(4, fam.C.in_features)).square().sum().backward()
+        fam.optims["C"].step()
+    assert weights == [0, 0, 0, 0, 0, 0.5, 1.0, 1.5, 2.0, 2.0]
 
 
 def test_a_cgan_run_gains_the_classifier_term_on_resume(celeba_half: Path, tmp_path: Path) -> None:
