@@ -80,6 +80,15 @@ class CondGenerator(nn.Module):
             h = F.relu(norm(conv(h), y))
         return torch.tanh(self.to_rgb(h))
 
+    def label_weights(self) -> list[Tensor]:
+        """The weights through which y moves the face: each conditional BatchNorm's maps of y
+        (their biases are y-independent scales and shifts, like an unconditional BatchNorm's)."""
+        out = []
+        for n in self.norms:
+            assert isinstance(n, CondBatchNorm)
+            out += [n.gamma.weight, n.beta.weight]
+        return out
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n latents [z ~ N(0, I), y = +-1 ~ Bernoulli(y_prior)] (n, nz + K), on G's device."""
         prior = self.y_prior.float().cpu()

@@ -5,6 +5,8 @@ step on a batch; `training.loop` runs any of them (as stylegan2-ada keeps `loss.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -217,12 +219,24 @@ class CGAN(Family):
     def __init__(self, cfg: ModelConfig, opts: TrainOptions, device: torch.device) -> None:
         assert isinstance(opts, CganOptions)
         self.cfg, self.opts = cfg, opts
-        self.G = CondGenerator(cfg).to(device)  # type: ignore[assignment]
+        G = CondGenerator(cfg).to(device)
+        self.G = G  # type: ignore[assignment]
         self.D = ProjectedDiscriminator(cfg).to(device).attach_features()  # type: ignore[assignment]
         self.E = None
         betas = (opts.beta1, opts.beta2)
+        self.label_weights = G.label_weights()
+        labels = {id(p) for p in self.label_weights}
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in G.parameters() if id(p) not in labels or not opts.labels_lr]}
+        ]
+        if opts.labels_lr:  # a group of their own (only then, so runs from before resume as they were)
+            groups.append({"params": self.label_weights, "lr": opts.labels_lr})
         self.optims = {
-            "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=betas),
+            "G": torch.optim.Adam(
+                groups,
+                opts.lr,
+                betas=betas,
+            ),
             "D": torch.optim.Adam(
                 [p for p in self.D.parameters() if p.requires_grad], opts.lr_d or opts.lr, betas=betas
             ),
@@ -303,16 +317,16 @@ class CGAN(Family):
         with amp:
             fake_aug = diff_augment(masked(fake), aug)
             loss_g = -self.D(fake_aug, y_fake).mean()  # the heads' sum
-            if self.C is not None:
-                loss_cg = attribute_loss(self.C(self.attributes_seen(fake_aug)), y_fake)
-                loss_g = loss_g + self.classify_weight() * loss_cg
             if self.opts.diversity:  # mode seeking (Mao et al. 2019): halves share y, differ in z
                 h = b // 2
                 img_d = (fake[:h] - fake[h : 2 * h]).float().abs().mean((1, 2, 3))
                 z_d = (w[:h, : self.cfg.nz] - w[h : 2 * h, : self.cfg.nz]).abs().mean(1)
                 loss_g = loss_g + self.opts.diversity / ((img_d / z_d).mean() + 1e-5)
+            if self.C is not None:
+                loss_cg = attribute_loss(self.C(self.attributes_seen(fake_aug)), y_fake)
+                paid = self.classify_weight() * loss_cg
         self.optims["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
+        self.backward_g(loss_g, paid if self.C is not None else None)
         self.optims["G"].step()
         for m in frozen:
             m.requires_grad_(True)
@@ -320,6 +334,16 @@ class CGAN(Family):
         if self.C is not None:
             out.update(C_real=loss_c.item(), C_fake=loss_cg.item())
         return out
+
+    def backward_g(self, loss_g: Tensor, paid: Tensor | None) -> None:
+        """G's gradients: of D's terms through every weight, of C's (`paid`) through every weight
+        or, with `classify_labels_only`, through `G.label_weights()` alone."""
+        assert isinstance(self.opts, CganOptions)
+        if paid is not None and self.opts.classify_labels_only:
+            loss_g.backward(retain_graph=True)
+            paid.backward(inputs=self.label_weights)
+        else:
+            (loss_g if paid is None else loss_g + paid).backward()
 
     def classify_weight(self) -> float:
         """What G pays for C's loss: nothing while C is young, rising to `classify` over

@@ -108,6 +108,10 @@ class CganOptions(TrainOptions):
     classify: float = 1.0
     # C's updates before G pays it in full: nothing for the first half, then rising linearly
     classify_warmup: int = 600
+    # C's gradient reaches only G.label_weights() (how y moves a face), not the weights that draw
+    # the face: a classifier on frozen features, paid through every weight, bent the faces for it
+    classify_labels_only: bool = False
+    labels_lr: float | None = None  # G.label_weights()' learning rate (default: lr), e.g. 10x a warm start's
     label_floor: float = 0.25  # fakes' labels are drawn on at least this often (and off as often)
     # An unconditional DCGAN checkpoint (nz, ngf, ndf and size as this run's) to start G and D from,
     # y entering at zero weight (models.projected.warm_start); ignored on --resume.

@@ -96,6 +96,21 @@ def test_g_pays_the_classifier_only_once_it_has_learnt(celeba_half: Path) -> Non
     assert weights == [0, 0, 0, 0, 0, 0.5, 1.0, 1.5, 2.0, 2.0]
 
 
+@pytest.mark.parametrize("labels_only", [True, False])
+def test_the_classifier_can_teach_only_how_y_moves_a_face(celeba_half: Path, labels_only: bool) -> None:
+    opts = CganOptions(data=celeba_half, ngf=4, ndf=4, nz=8, device="cpu", classify_labels_only=labels_only)
+    fam = CGAN(opts.model_config(), opts, torch.device("cpu"))
+    assert fam.C is not None
+    w = fam.G.sample(4)  # type: ignore[operator]
+    fake = fam.G(w)
+    paid = attribute_loss(fam.C(fam.attributes_seen(fake)), w[:, 8:])
+    fam.backward_g(fake.mean() * 0, paid)  # D's terms left out: what moves is C's doing
+    labels = {id(p) for p in fam.label_weights}
+    moved = {id(p) for p in fam.G.parameters() if p.grad is not None and p.grad.abs().max() > 0}
+    assert moved & labels
+    assert bool(moved - labels) != labels_only
+
+
 def test_a_cgan_run_gains_the_classifier_term_on_resume(celeba_half: Path, tmp_path: Path) -> None:
     common = ["--data", str(celeba_half), "--cache-dir", str(tmp_path / "cache"), *TINY, "--snapshot-every", "2"]
     assert main(["cgan", *common, "--classify", "0", "--outdir", str(tmp_path)]) == 0
