@@ -185,6 +185,7 @@ def evaluate_photos(
     found: dict[str, list[bool]] = {}
     same = {b: {a: [] for a in attributes} for b in blends}  # type: dict[str, dict[str, list[float]]]
     reached = {b: {a: [] for a in attributes} for b in blends}  # type: dict[str, dict[str, list[bool]]]
+    kinds: list[str] = []  # the kind of each photo whose face was found, in the order of `same` and `reached`
     ms: list[float] = []
     rows: list[np.ndarray] = []
     for p in tqdm(photos, desc="photos", unit="photo"):
@@ -194,6 +195,7 @@ def evaluate_photos(
             found.setdefault(p.kind, []).append(False)
             continue
         found.setdefault(p.kind, []).append(True)
+        kinds.append(p.kind)
         ms.append(1000 * enc.inversion.get("seconds", 0.0))
         assert enc.photo is not None and enc.face_box is not None
         original = enc.photo.pixels
@@ -236,8 +238,26 @@ def evaluate_photos(
             }
             for b in blends
         },
+        "change_by_kind": _by_kind(kinds, same["change"], reached["change"]),
         "sheet": str(sheet_path),
     }
+
+
+def _by_kind(
+    kinds: list[str], same: dict[str, list[float]], reached: dict[str, list[bool]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Same person and target reached of each kind of photo, per edit: where the photo path loses."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for kind in dict.fromkeys(kinds):
+        sel = np.array(kinds) == kind
+        out[kind] = {
+            a: {
+                "same_person": float(np.mean(np.array(same[a])[sel] < SAME_PERSON)),
+                "target_reached": float(np.mean(np.array(reached[a])[sel])),
+            }
+            for a in same
+        }
+    return out
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -254,4 +274,12 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {b} | {a} | {r['same_person']:.0%} | {r['distance_median']:.3f} | {r['target_reached']:.0%} |"
             )
+    by_kind = report.get("change_by_kind", {})
+    edits = list(next(iter(by_kind.values()), {}))
+    if edits:
+        lines += ["", "Your photo + the change, by kind of photo: target reached / same person", ""]
+        lines += ["| kind | " + " | ".join(edits) + " |", "|---" * (len(edits) + 1) + "|"]
+        for kind, per in by_kind.items():
+            cells = (f"{per[a]['target_reached']:.0%} / {per[a]['same_person']:.0%}" for a in edits)
+            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
