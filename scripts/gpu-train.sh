@@ -1,24 +1,41 @@
 #!/usr/bin/env bash
-# The conditional family's recipe at 128 px on a lent GPU, for at most ~8 minutes of training,
-# run through the device tool from the repository root:  bash scripts/gpu-train.sh
-# It installs the project, aligns the three face sets at 128 px (cached on that machine only: 1.8 GB),
-# trains with a progress bar that prints img/s, and leaves the run folder (checkpoint, snapshots for
-# `python -m training curve`, sample grids, loss plot) under $OUT/runs, which comes back.
+# The conditional family's recipe at 128 px on a lent GPU, for at most ~8 minutes of training.
+# That machine has PyTorch but none of this project's other packages, no network and no ../shared:
+# run `bash scripts/gpu-prepare.sh` here first, then, through the device tool from the repository
+# root, carrying [".gpu"]:  bash scripts/gpu-train.sh
+# It trains on the packed faces with a progress bar that prints img/s, and leaves in $OUT what comes
+# back (8 files, 16 MiB each, 64 MiB in all): the checkpoint in fp16 (the recipe's G and D, ~60 MiB,
+# split in 15 MiB parts; join them with `cat model.safetensors.part-* > model.safetensors` beside
+# config.json), its config, the last sample grid, the loss plot and the log (every 50th progress line).
 set -euo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 MINUTES=${MINUTES:-8}
-D=../shared/data
-python3 -m venv .venv-gpu
-.venv-gpu/bin/pip install -q -e .
-PY=.venv-gpu/bin/python
-$PY -c "import torch; print('device:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
-# aligning is CPU work: 16 cores there
+DEVICE=${DEVICE:-cuda}
+PY=${PY:-python3}
+P=${PACK:-.gpu}
+if [ "${WHEELS:-1}" = 1 ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $P/whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONUNBUFFERED=1
+$PY -c "import torch; print('torch', torch.__version__, 'on', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
+RUNS=${RUNS:-/tmp/gpu-runs}
+$PY -m training cgan --minutes "$MINUTES" --data $P/faces/celeba-10k \
+  --folders $P/faces/celeba-test-crops,$P/faces/utkface-10k --image-size 128 --feature-size 128 \
+  --batch "${BATCH:-128}" --device "$DEVICE" --kimg 100000 --snapshot-every 200 --outdir "$RUNS" 2>&1 \
+  | tr '\r' '\n' | awk '!/img_s/ || n++ % 50 == 0' | tee "$OUT/train.log"
+R=$(ls -d "$RUNS"/*-cgan-* | tail -1)
 $PY -c "
-from training.folders import align_folder
-for r in ('celeba-10k', 'celeba-test-crops', 'utkface-10k'):
-    print(r, align_folder('$D/' + r, 128, cache_dir=__import__('pathlib').Path('/tmp/faceedit-cache'), workers=8).summary()['faces'])
-"
-$PY -m training cgan --minutes "$MINUTES" --data $D/celeba-10k \
-  --folders $D/celeba-test-crops,$D/utkface-10k --image-size 128 --feature-size 128 --batch 128 \
-  --device cuda --kimg 100000 --snapshot-every 200 --cache-dir /tmp/faceedit-cache --outdir "$OUT/runs"
-ls -la "$OUT/runs"/*/
+import sys
+from models import load_checkpoint, save_checkpoint
+save_checkpoint(sys.argv[2], load_checkpoint(sys.argv[1]), half=True)" "$R/checkpoint" "$OUT/ck"
+mv "$OUT/ck/config.json" "$OUT/"
+if [ "$(stat -c %s "$OUT/ck/model.safetensors")" -gt $((15 * 2**20)) ]; then
+  split -b 15M -d "$OUT/ck/model.safetensors" "$OUT/model.safetensors.part-"
+else
+  mv "$OUT/ck/model.safetensors" "$OUT/"
+fi
+rm -rf "$OUT/ck"
+cp "$R/loss.png" "$OUT/"
+cp "$(ls "$R"/samples-*.png | tail -1)" "$OUT/samples.png"
+ls -la "$OUT"

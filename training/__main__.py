@@ -35,6 +35,7 @@ def _register() -> None:
     from training.curve import CurveOptions, quality_curve
     from training.encoder import EncoderOptions, train_encoder
     from training.evaluate import EvaluateOptions, evaluate
+    from training.pack import PackOptions, pack_sets
 
     COMMANDS.update(
         {
@@ -44,6 +45,7 @@ def _register() -> None:
             "evaluate": (EvaluateOptions, evaluate, "reconstruction and edit-quality report"),
             "bench": (BenchOptions, run_bench, "training throughput against a reference step"),
             "curve": (CurveOptions, quality_curve, "sample quality (FD in frozen features) over CPU minutes of runs"),
+            "pack": (PackOptions, pack_sets, "aligned training faces packed to travel (a lent GPU has no ../shared)"),
         }
     )
 

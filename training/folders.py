@@ -12,7 +12,8 @@ Every photo goes through the service's own detector and landmarks (`worker.core.
 checkpoint's face geometry, with the validity mask where the crop runs out of the photo; photos
 where no face is found are listed, not trained on. The aligned set is cached once per folder,
 size and geometry as an .npz outside the repository, so epochs never detect or decode again.
-Labels that a set does not have are marked unknown (`known` False), never guessed.
+Labels that a set does not have are marked unknown (`known` False), never guessed. A folder
+that `python -m training pack` wrote is read back as it was packed (`training.pack`).
 """
 
 from __future__ import annotations
@@ -188,6 +189,10 @@ def align_folder(
 ) -> AlignedSet:
     """Detect, align and label every photo of a folder (cached; see the module docstring)."""
     root = Path(root)
+    from training.pack import PACK_FILE, read_pack  # it builds on this module
+
+    if (root / PACK_FILE).is_file():  # aligned already, packed to travel (training.pack)
+        return read_pack(root, size, geometry, max_images)
     paths = image_files(root / "images" if (root / "images").is_dir() else root)
     if (root / "img_align_celeba").is_dir():
         paths = image_files(root / "img_align_celeba")
@@ -273,6 +278,12 @@ def combine(sets: Sequence[AlignedSet]) -> AlignedSet:
     )
 
 
+def split_set(s: AlignedSet, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out indices of one set, by person where it says who."""
+    ids = s.identities if len(s.identities) and (s.identities >= 0).all() else None
+    return split(len(s.files), ids, val_fraction, seed)
+
+
 def load_folders(
     roots: Sequence[Path],
     size: int = 64,
@@ -287,8 +298,7 @@ def load_folders(
     both = combine(sets)
     train, val, start = [], [], 0
     for s in sets:
-        ids = s.identities if (s.identities >= 0).all() and len(s.identities) else None
-        t, v = split(len(s.files), ids, val_fraction, seed)
+        t, v = split_set(s, val_fraction, seed)
         train.append(t + start)
         val.append(v + start)
         start += len(s.files)

@@ -121,7 +121,8 @@ def test_pipeline_end_to_end(tmp_path: Path, celeba_half: Path, capsys: pytest.C
     assert len(list((SHARED / "photos").iterdir())) < photos["photos"] <= 6 + len(list((SHARED / "photos").iterdir()))
     assert photos["faces_found_by_kind"]["shipped"] == "4/4"
     assert 0 <= photos["blends"]["change"]["Smiling"]["same_person"] <= 1
-    by_kind, found = photos["change_by_kind"], {k: int(v.split("/")[0]) for k, v in photos["faces_found_by_kind"].items()}
+    by_kind = photos["change_by_kind"]
+    found = {k: int(v.split("/")[0]) for k, v in photos["faces_found_by_kind"].items()}
     assert set(by_kind) == {k for k, n in found.items() if n}  # every kind with a face found, no other
     for key in ("same_person", "target_reached"):  # the kinds' shares, weighted by their faces, are the whole
         whole = sum(by_kind[k]["Smiling"][key] * found[k] for k in by_kind) / sum(found.values())

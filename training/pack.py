@@ -1,0 +1,140 @@
+"""Aligned face sets packed small enough to travel to a machine that has no `../shared`.
+
+A lent GPU machine gets the working tree and what `carry` names, 64 MiB in all, and nothing else:
+not the photo folders, and no network to fetch them. `python -m training pack` writes each
+folder's aligned training faces (`training.folders`, the held-out faces of its split left out, so
+none of the people `evaluate` judges here can be trained on there) as a packed folder:
+
+- `pack.json`: the version, the crop size and face geometry, attribute names, source files;
+- `faces-NNN.webp`: the faces, 16 x 16 to an atlas (lossy WebP at `--quality`);
+- `arrays.npz`: validity masks (bit-packed), labels, which labels are known, identities.
+
+A packed folder is a training set like any other folder: `--data` / `--folders` accept it, and
+`training.folders.align_folder` reads it back instead of aligning (`read_pack`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from models.geometry import CELEBA, FaceGeometry
+from training.data import CelebAFormatError
+from training.folders import AlignedSet, DataOptions, align_folder, split_set
+
+PACK_FILE = "pack.json"
+PACK_VERSION = 1
+GRID = 16  # faces per atlas side
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackOptions(DataOptions):
+    out: Path  # one packed folder per set is written under it, named after the set's folder
+    image_size: int = 128
+    quality: int = 80  # WebP quality of the atlases
+    max_faces: int | None = None  # per set, a random choice of its training faces
+    workers: int = 1  # processes aligning the photos (once: the aligned sets are cached)
+
+
+def _subset(s: AlignedSet, idx: np.ndarray) -> AlignedSet:
+    return replace(
+        s,
+        files=[s.files[i] for i in idx],
+        images=s.images[idx],
+        valid=s.valid[idx],
+        labels=s.labels[idx],
+        known=s.known[idx],
+        identities=s.identities[idx],
+        source=s.source[idx],
+    )
+
+
+def write_pack(s: AlignedSet, out: Path, quality: int = 80, geometry: FaceGeometry = CELEBA) -> int:
+    """Write one aligned set as a packed folder; its size in bytes."""
+    out.mkdir(parents=True, exist_ok=True)
+    n, size = len(s.files), s.images.shape[1]
+    per = GRID * GRID
+    for a in range(0, max(n, 1), per):
+        faces = np.zeros((per, size, size, 3), np.uint8)
+        faces[: len(s.images[a : a + per])] = s.images[a : a + per]
+        atlas = faces.reshape(GRID, GRID, size, size, 3).transpose(0, 2, 1, 3, 4).reshape(GRID * size, GRID * size, 3)
+        Image.fromarray(atlas).save(out / f"faces-{a // per:03d}.webp", quality=quality, method=4)
+    np.savez_compressed(
+        out / "arrays.npz",
+        valid=np.packbits(s.valid.reshape(n, -1), axis=1),
+        labels=s.labels,
+        known=s.known,
+        identities=s.identities,
+    )
+    meta = {
+        "pack": PACK_VERSION,
+        "size": size,
+        "geometry": geometry.to_json(),
+        "names": s.names,
+        "files": s.files,
+        "failed": s.failed,
+        "packed_from": s.roots,
+        "quality": quality,
+    }
+    (out / PACK_FILE).write_text(json.dumps(meta) + "\n")
+    return sum(p.stat().st_size for p in out.iterdir())
+
+
+def read_pack(root: Path, size: int, geometry: FaceGeometry = CELEBA, max_images: int | None = None) -> AlignedSet:
+    """A packed folder back as an aligned set; CelebAFormatError when it was packed otherwise."""
+    meta = json.loads((root / PACK_FILE).read_text())
+    if meta.get("pack") != PACK_VERSION:
+        raise CelebAFormatError(f"{root}: pack version {meta.get('pack')!r}, this code reads {PACK_VERSION}")
+    if meta["size"] != size or FaceGeometry.from_json(meta["geometry"]) != geometry:
+        raise CelebAFormatError(
+            f"{root}: packed at {meta['size']} px in its own face geometry; this run asks {size} px"
+            f"{'' if meta['size'] != size else ' in another geometry'}: pack it again for this run"
+        )
+    n = len(meta["files"])
+    per, side = GRID * GRID, GRID * size
+    faces = []
+    for a in range(0, n, per):
+        with Image.open(root / f"faces-{a // per:03d}.webp") as im:
+            atlas = np.asarray(im.convert("RGB"))
+        if atlas.shape != (side, side, 3):
+            raise CelebAFormatError(f"{root}: atlas {a // per} is {atlas.shape[:2]}, expected {side} x {side}")
+        faces.append(atlas.reshape(GRID, size, GRID, size, 3).transpose(0, 2, 1, 3, 4).reshape(per, size, size, 3))
+    images = np.concatenate(faces)[:n] if faces else np.zeros((0, size, size, 3), np.uint8)
+    with np.load(root / "arrays.npz", allow_pickle=False) as z:
+        valid = np.unpackbits(z["valid"], axis=1, count=size * size).reshape(n, size, size).astype(bool)
+        labels, known, ids = z["labels"], z["known"], z["identities"]
+    keep = slice(0, max_images)
+    return AlignedSet(
+        names=list(meta["names"]),
+        files=list(meta["files"])[keep],
+        images=images[keep],
+        valid=valid[keep],
+        labels=labels[keep],
+        known=known[keep],
+        identities=ids[keep],
+        source=np.zeros(len(images[keep]), np.int16),
+        roots=[str(root)],
+        failed=list(meta["failed"]),
+    )
+
+
+def pack_sets(opts: PackOptions) -> Path:
+    """Pack each set's training faces (by the split every training command makes) under opts.out."""
+    rng = np.random.default_rng(opts.seed)
+    total = 0
+    for root in (Path(opts.data), *opts.folders):
+        s = align_folder(
+            root, opts.image_size, cache_dir=opts.cache_dir, max_images=opts.max_images, workers=opts.workers
+        )
+        train, _ = split_set(s, opts.val_fraction, opts.seed)  # as every training command splits it
+        if opts.max_faces is not None and len(train) > opts.max_faces:
+            train = np.sort(rng.choice(train, opts.max_faces, replace=False))
+        nbytes = write_pack(_subset(s, train), Path(opts.out) / root.name, opts.quality)
+        total += nbytes
+        print(f"{root.name}: {len(train)} of {len(s.files)} faces (held-out left out), {nbytes / 2**20:.1f} MiB")
+    print(f"{opts.out}: {total / 2**20:.1f} MiB")
+    return Path(opts.out)
