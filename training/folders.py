@@ -49,6 +49,8 @@ from worker.core.faces import align, detect_faces
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CACHE_VERSION = 1
 YOUNG_MAX_AGE, OLD_MIN_AGE = 30, 40  # ages between are left unknown for Young
+PACK_FILE, PACK_VERSION = "pack.json", 1  # a folder `python -m training pack` wrote (training.pack)
+GRID = 16  # a packed folder's faces per atlas side
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,8 +191,6 @@ def align_folder(
 ) -> AlignedSet:
     """Detect, align and label every photo of a folder (cached; see the module docstring)."""
     root = Path(root)
-    from training.pack import PACK_FILE, read_pack  # it builds on this module
-
     if (root / PACK_FILE).is_file():  # aligned already, packed to travel (training.pack)
         return read_pack(root, size, geometry, max_images)
     paths = image_files(root / "images" if (root / "images").is_dir() else root)
@@ -242,6 +242,44 @@ def align_folder(
         source=np.zeros(len(keep), np.int16),
         roots=[str(root)],
         failed=[files[i] for i in np.flatnonzero(~found)],
+    )
+
+
+def read_pack(root: Path, size: int, geometry: FaceGeometry = CELEBA, max_images: int | None = None) -> AlignedSet:
+    """A packed folder back as an aligned set; CelebAFormatError when it was packed otherwise."""
+    meta = json.loads((root / PACK_FILE).read_text())
+    if meta.get("pack") != PACK_VERSION:
+        raise CelebAFormatError(f"{root}: pack version {meta.get('pack')!r}, this code reads {PACK_VERSION}")
+    if meta["size"] != size or FaceGeometry.from_json(meta["geometry"]) != geometry:
+        raise CelebAFormatError(
+            f"{root}: packed at {meta['size']} px in its own face geometry; this run asks {size} px"
+            f"{'' if meta['size'] != size else ' in another geometry'}: pack it again for this run"
+        )
+    n = len(meta["files"])
+    per, side = GRID * GRID, GRID * size
+    faces = []
+    for a in range(0, n, per):
+        with Image.open(root / f"faces-{a // per:03d}.webp") as im:
+            atlas = np.asarray(im.convert("RGB"))
+        if atlas.shape != (side, side, 3):
+            raise CelebAFormatError(f"{root}: atlas {a // per} is {atlas.shape[:2]}, expected {side} x {side}")
+        faces.append(atlas.reshape(GRID, size, GRID, size, 3).transpose(0, 2, 1, 3, 4).reshape(per, size, size, 3))
+    images = np.concatenate(faces)[:n] if faces else np.zeros((0, size, size, 3), np.uint8)
+    with np.load(root / "arrays.npz", allow_pickle=False) as z:
+        valid = np.unpackbits(z["valid"], axis=1, count=size * size).reshape(n, size, size).astype(bool)
+        labels, known, ids = z["labels"], z["known"], z["identities"]
+    keep = slice(0, max_images)
+    return AlignedSet(
+        names=list(meta["names"]),
+        files=list(meta["files"])[keep],
+        images=images[keep],
+        valid=valid[keep],
+        labels=labels[keep],
+        known=known[keep],
+        identities=ids[keep],
+        source=np.zeros(len(images[keep]), np.int16),
+        roots=[str(root)],
+        failed=list(meta["failed"]),
     )
 
 

@@ -10,7 +10,7 @@ none of the people `evaluate` judges here can be trained on there) as a packed f
 - `arrays.npz`: validity masks (bit-packed), labels, which labels are known, identities.
 
 A packed folder is a training set like any other folder: `--data` / `--folders` accept it, and
-`training.folders.align_folder` reads it back instead of aligning (`read_pack`).
+`training.folders.align_folder` reads it back instead of aligning (`training.folders.read_pack`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,7 @@ import numpy as np
 from PIL import Image
 
 from models.geometry import CELEBA, FaceGeometry
-from training.data import CelebAFormatError
-from training.folders import AlignedSet, DataOptions, align_folder, split_set
-
-PACK_FILE = "pack.json"
-PACK_VERSION = 1
-GRID = 16  # faces per atlas side
+from training.folders import GRID, PACK_FILE, PACK_VERSION, AlignedSet, DataOptions, align_folder, split_set
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,44 +77,6 @@ def write_pack(s: AlignedSet, out: Path, quality: int = 80, geometry: FaceGeomet
     }
     (out / PACK_FILE).write_text(json.dumps(meta) + "\n")
     return sum(p.stat().st_size for p in out.iterdir())
-
-
-def read_pack(root: Path, size: int, geometry: FaceGeometry = CELEBA, max_images: int | None = None) -> AlignedSet:
-    """A packed folder back as an aligned set; CelebAFormatError when it was packed otherwise."""
-    meta = json.loads((root / PACK_FILE).read_text())
-    if meta.get("pack") != PACK_VERSION:
-        raise CelebAFormatError(f"{root}: pack version {meta.get('pack')!r}, this code reads {PACK_VERSION}")
-    if meta["size"] != size or FaceGeometry.from_json(meta["geometry"]) != geometry:
-        raise CelebAFormatError(
-            f"{root}: packed at {meta['size']} px in its own face geometry; this run asks {size} px"
-            f"{'' if meta['size'] != size else ' in another geometry'}: pack it again for this run"
-        )
-    n = len(meta["files"])
-    per, side = GRID * GRID, GRID * size
-    faces = []
-    for a in range(0, n, per):
-        with Image.open(root / f"faces-{a // per:03d}.webp") as im:
-            atlas = np.asarray(im.convert("RGB"))
-        if atlas.shape != (side, side, 3):
-            raise CelebAFormatError(f"{root}: atlas {a // per} is {atlas.shape[:2]}, expected {side} x {side}")
-        faces.append(atlas.reshape(GRID, size, GRID, size, 3).transpose(0, 2, 1, 3, 4).reshape(per, size, size, 3))
-    images = np.concatenate(faces)[:n] if faces else np.zeros((0, size, size, 3), np.uint8)
-    with np.load(root / "arrays.npz", allow_pickle=False) as z:
-        valid = np.unpackbits(z["valid"], axis=1, count=size * size).reshape(n, size, size).astype(bool)
-        labels, known, ids = z["labels"], z["known"], z["identities"]
-    keep = slice(0, max_images)
-    return AlignedSet(
-        names=list(meta["names"]),
-        files=list(meta["files"])[keep],
-        images=images[keep],
-        valid=valid[keep],
-        labels=labels[keep],
-        known=known[keep],
-        identities=ids[keep],
-        source=np.zeros(len(images[keep]), np.int16),
-        roots=[str(root)],
-        failed=list(meta["failed"]),
-    )
 
 
 def pack_sets(opts: PackOptions) -> Path:

@@ -13,8 +13,7 @@ import pytest
 from models import load_checkpoint
 from training.__main__ import main
 from training.data import CelebAFormatError, split
-from training.folders import DataOptions, align_folder
-from training.pack import read_pack
+from training.folders import DataOptions, align_folder, read_pack
 
 REPO = Path(__file__).resolve().parents[2]
 
