@@ -60,7 +60,7 @@ def write_pack(s: AlignedSet, out: Path, quality: int = 80, geometry: FaceGeomet
         Image.fromarray(atlas).save(out / f"faces-{a // per:03d}.webp", quality=quality, method=4)
     np.savez_compressed(
         out / "arrays.npz",
-        valid=np.packbits(s.valid.reshape(n, -1), axis=1),
+        valid=np.packbits(s.valid.reshape(n, size * size), axis=1),
         labels=s.labels,
         known=s.known,
         identities=s.identities,
