@@ -209,11 +209,14 @@ def load_celeba(
     return CelebA(root, images, table, identities, train_idx, val_idx)
 
 
-def split(n: int, identities: np.ndarray | None, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/val indices; with identities, no person appears on both sides."""
+def split(
+    n: int, identities: np.ndarray | None, val_fraction: float, seed: int, people: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train/val indices; with identities, no person appears on both sides. The held-out people
+    are drawn from `people` (sorted, unique) where given, else from those in `identities`."""
     rng = np.random.default_rng(seed)
     if identities is not None:
-        people = np.unique(identities)
+        people = np.unique(identities) if people is None else people
         val_people = rng.permutation(people)[: max(1, round(len(people) * val_fraction))]
         is_val = np.isin(identities, val_people)
     else:

@@ -24,7 +24,7 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +90,24 @@ class AlignedSet:
     source: np.ndarray  # (N,) int16: which folder each face came from
     roots: list[str]
     failed: list[str]  # photos where no face was found
+    # Every person the folder's photos show, faces found or not: the split is drawn over them, so
+    # the held-out people do not depend on what the detector missed (None: identities unknown).
+    people: np.ndarray | None = None
+    train_only: bool = False  # a packed set: its held-out faces were left behind (training.pack)
+
+    def take(self, idx: np.ndarray | slice) -> AlignedSet:
+        """The faces at idx, with the set's names, roots and people."""
+        files = self.files[idx] if isinstance(idx, slice) else [self.files[i] for i in idx]
+        return replace(
+            self,
+            files=files,
+            images=self.images[idx],
+            valid=self.valid[idx],
+            labels=self.labels[idx],
+            known=self.known[idx],
+            identities=self.identities[idx],
+            source=self.source[idx],
+        )
 
     def summary(self) -> dict[str, object]:
         per_root = {r: int((self.source == i).sum()) for i, r in enumerate(self.roots)}
@@ -242,6 +260,7 @@ def align_folder(
         source=np.zeros(len(keep), np.int16),
         roots=[str(root)],
         failed=[files[i] for i in np.flatnonzero(~found)],
+        people=np.unique(ids) if len(ids) and (ids >= 0).all() else None,
     )
 
 
@@ -255,7 +274,7 @@ def read_pack(root: Path, size: int, geometry: FaceGeometry = CELEBA, max_images
             f"{root}: packed at {meta['size']} px in its own face geometry; this run asks {size} px"
             f"{'' if meta['size'] != size else ' in another geometry'}: pack it again for this run"
         )
-    n = len(meta["files"])
+    n = min(len(meta["files"]), max_images if max_images is not None else len(meta["files"]))
     per, side = GRID * GRID, GRID * size
     faces = []
     for a in range(0, n, per):
@@ -264,23 +283,24 @@ def read_pack(root: Path, size: int, geometry: FaceGeometry = CELEBA, max_images
         if atlas.shape != (side, side, 3):
             raise CelebAFormatError(f"{root}: atlas {a // per} is {atlas.shape[:2]}, expected {side} x {side}")
         faces.append(atlas.reshape(GRID, size, GRID, size, 3).transpose(0, 2, 1, 3, 4).reshape(per, size, size, 3))
-    images = np.concatenate(faces)[:n] if faces else np.zeros((0, size, size, 3), np.uint8)
     with np.load(root / "arrays.npz", allow_pickle=False) as z:
-        valid = np.unpackbits(z["valid"], axis=1, count=size * size).reshape(n, size, size).astype(bool)
-        labels, known, ids = z["labels"], z["known"], z["identities"]
-    keep = slice(0, max_images)
-    return AlignedSet(
+        ids = z["identities"]
+        valid = np.unpackbits(z["valid"], axis=1, count=size * size).reshape(len(ids), size, size).astype(bool)
+        labels, known = z["labels"], z["known"]
+    whole = AlignedSet(
         names=list(meta["names"]),
-        files=list(meta["files"])[keep],
-        images=images[keep],
-        valid=valid[keep],
-        labels=labels[keep],
-        known=known[keep],
-        identities=ids[keep],
-        source=np.zeros(len(images[keep]), np.int16),
+        files=list(meta["files"]),
+        images=np.concatenate(faces) if faces else np.zeros((0, size, size, 3), np.uint8),
+        valid=valid,
+        labels=labels,
+        known=known,
+        identities=ids,
+        source=np.zeros(len(ids), np.int16),
         roots=[str(root)],
         failed=list(meta["failed"]),
+        train_only=True,
     )
+    return whole.take(slice(0, n))
 
 
 def combine(sets: Sequence[AlignedSet]) -> AlignedSet:
@@ -316,10 +336,22 @@ def combine(sets: Sequence[AlignedSet]) -> AlignedSet:
     )
 
 
+# A packed set's own held-out share: it holds training faces only, so this is for the run's own
+# reconstructions and figures; the people `evaluate` judges stayed behind.
+PACKED_VAL_FRACTION = 0.02
+
+
 def split_set(s: AlignedSet, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and held-out indices of one set, by person where it says who."""
-    ids = s.identities if len(s.identities) and (s.identities >= 0).all() else None
-    return split(len(s.files), ids, val_fraction, seed)
+    """Train and held-out indices of one set, by person where it says who. The people are drawn
+    from all the folder's photos, faces found or not: a CelebA folder holds out the same people
+    aligned here as in its own layout (`training.data.load_celeba`)."""
+    if s.train_only:
+        return split(len(s.files), _known_ids(s), min(val_fraction, PACKED_VAL_FRACTION), seed)
+    return split(len(s.files), _known_ids(s), val_fraction, seed, people=s.people)
+
+
+def _known_ids(s: AlignedSet) -> np.ndarray | None:
+    return s.identities if len(s.identities) and (s.identities >= 0).all() else None
 
 
 def load_folders(

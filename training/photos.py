@@ -227,37 +227,28 @@ def evaluate_photos(
         "refine_ms_median": float(np.median(ms)) if ms else None,
         "strength": strength,
         "same_person_threshold": SAME_PERSON,
-        "blends": {
-            b: {
-                a: {
-                    "same_person": float(np.mean(np.array(same[b][a]) < SAME_PERSON)) if same[b][a] else 0.0,
-                    "distance_median": float(np.median(same[b][a])) if same[b][a] else float("nan"),
-                    "target_reached": float(np.mean(reached[b][a])) if reached[b][a] else 0.0,
-                }
-                for a in attributes
-            }
-            for b in blends
-        },
+        "blends": {b: {a: _shares(same[b][a], reached[b][a]) for a in attributes} for b in blends},
         "change_by_kind": _by_kind(kinds, same["change"], reached["change"]),
         "sheet": str(sheet_path),
+    }
+
+
+def _shares(distances: list[float] | np.ndarray, reached: list[bool] | np.ndarray) -> dict[str, float]:
+    """Same person, median identity distance and target reached of some edited photos."""
+    d, r = np.asarray(distances, float), np.asarray(reached, bool)
+    return {
+        "same_person": float(np.mean(d < SAME_PERSON)) if len(d) else 0.0,
+        "distance_median": float(np.median(d)) if len(d) else float("nan"),
+        "target_reached": float(np.mean(r)) if len(r) else 0.0,
     }
 
 
 def _by_kind(
     kinds: list[str], same: dict[str, list[float]], reached: dict[str, list[bool]]
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Same person and target reached of each kind of photo, per edit: where the photo path loses."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for kind in dict.fromkeys(kinds):
-        sel = np.array(kinds) == kind
-        out[kind] = {
-            a: {
-                "same_person": float(np.mean(np.array(same[a])[sel] < SAME_PERSON)),
-                "target_reached": float(np.mean(np.array(reached[a])[sel])),
-            }
-            for a in same
-        }
-    return out
+    """The shares of each kind of photo, per edit: where the photo path loses."""
+    sel = {kind: np.array(kinds) == kind for kind in dict.fromkeys(kinds)}
+    return {kind: {a: _shares(np.array(same[a])[s], np.array(reached[a])[s]) for a in same} for kind, s in sel.items()}
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from models.geometry import CELEBA
-from tests.conftest import SHARED
-from training.data import CelebAFormatError
+from tests.conftest import SHARED, make_celeba
+from training.data import CelebAFormatError, load_celeba
 from training.folders import YOUNG_MAX_AGE, align_folder, load_folders
 from worker.core.faces import align, detect_faces
 
@@ -75,6 +75,24 @@ def test_folders_combine_with_celeba_labels_unknown_where_a_set_has_none(
     alone = load_folders([celeba_half], 64, cache_dir=tmp_path / "cache")
     assert set(alone.val_idx.tolist()) == {i for i in data.val_idx.tolist() if i < n_celeba}
     assert not set(data.train_idx.tolist()) & set(data.val_idx.tolist())
+
+
+def test_a_celeba_folder_holds_out_the_same_people_aligned_as_in_its_layout(tmp_path: Path) -> None:
+    """`evaluate --data celeba-10k` judges the people CelebA's layout holds out; aligned with other
+    folders, the same folder must hold out the same people, even where no face was found."""
+    root = make_celeba(tmp_path / "celeba", n=60)
+    for i in (1, 2, 7, 8, 13):  # people 0, 3 and half of 6: no face to find
+        Image.new("RGB", (89, 109), (128, 128, 128)).save(root / "img_align_celeba" / f"{i:06d}.jpg")
+    layout = load_celeba(root, 64, cache_dir=tmp_path / "cache")
+    aligned = load_folders([root], 64, cache_dir=tmp_path / "cache")
+    assert len(aligned.images) < len(layout.images)
+
+    def held_out(data: object) -> set[int]:
+        return set(data.identities[data.val_idx].tolist())  # type: ignore[attr-defined]
+
+    assert held_out(aligned) and held_out(aligned) <= held_out(layout)
+    found = set(aligned.identities.tolist())
+    assert held_out(aligned) == held_out(layout) & found
 
 
 def test_an_empty_folder_is_a_clear_error(tmp_path: Path) -> None:

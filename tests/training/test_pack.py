@@ -12,8 +12,8 @@ import pytest
 
 from models import load_checkpoint
 from training.__main__ import main
-from training.data import CelebAFormatError, split
-from training.folders import DataOptions, align_folder, read_pack
+from training.data import CelebAFormatError
+from training.folders import PACKED_VAL_FRACTION, DataOptions, align_folder, read_pack, split_set
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def test_a_packed_set_is_the_training_split_as_aligned(celeba_half: Path, tmp_pa
                  "--cache-dir", str(cache), "--out", str(tmp_path / "pack")]) == 0  # fmt: skip
     packed_dir = tmp_path / "pack" / celeba_half.name
     s = align_folder(celeba_half, 64, cache_dir=cache)
-    train, val = split(len(s.files), s.identities, 0.1, 0)
+    train, val = split_set(s, 0.1, 0)
     packed = align_folder(packed_dir, 64)  # a packed folder is a training set like any other
     assert packed.files == [s.files[i] for i in train] and len(val) > 0  # no held-out face travels
     assert np.array_equal(packed.valid, s.valid[train]) and np.array_equal(packed.labels, s.labels[train])
@@ -35,6 +35,8 @@ def test_a_packed_set_is_the_training_split_as_aligned(celeba_half: Path, tmp_pa
     # training commands take it as --data
     data = DataOptions(data=packed_dir).load_data(64)
     assert len(data.images) == len(train) and data.known is not None and data.known.all()
+    # its held-out faces stayed behind: it is not split again, only a token share kept apart
+    assert 0 < len(data.val_idx) <= max(2, 2 * PACKED_VAL_FRACTION * len(train)) < len(val)
     with pytest.raises(CelebAFormatError, match="packed at 64 px"):
         read_pack(packed_dir, 128)
 
@@ -43,7 +45,7 @@ def test_max_faces_chooses_among_the_training_faces(celeba_half: Path, tmp_path:
     assert main(["pack", "--data", str(celeba_half), "--image-size", "64", "--max-faces", "10",
                  "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "pack")]) == 0  # fmt: skip
     s = align_folder(celeba_half, 64, cache_dir=tmp_path / "cache")
-    train, _ = split(len(s.files), s.identities, 0.1, 0)
+    train, _ = split_set(s, 0.1, 0)
     packed = align_folder(tmp_path / "pack" / celeba_half.name, 64)
     assert len(packed.files) == 10 and set(packed.files) <= {s.files[i] for i in train}
 
