@@ -269,11 +269,10 @@ def read_pack(root: Path, size: int, geometry: FaceGeometry = CELEBA, max_images
     meta = json.loads((root / PACK_FILE).read_text())
     if meta.get("pack") != PACK_VERSION:
         raise CelebAFormatError(f"{root}: pack version {meta.get('pack')!r}, this code reads {PACK_VERSION}")
-    if meta["size"] != size or FaceGeometry.from_json(meta["geometry"]) != geometry:
-        raise CelebAFormatError(
-            f"{root}: packed at {meta['size']} px in its own face geometry; this run asks {size} px"
-            f"{'' if meta['size'] != size else ' in another geometry'}: pack it again for this run"
-        )
+    if meta["size"] != size:
+        raise CelebAFormatError(f"{root}: packed at {meta['size']} px, this run asks {size} px: pack it again")
+    if FaceGeometry.from_json(meta["geometry"]) != geometry:
+        raise CelebAFormatError(f"{root}: packed in another face geometry than this run's: pack it again")
     n = min(len(meta["files"]), max_images if max_images is not None else len(meta["files"]))
     per, side = GRID * GRID, GRID * size
     faces = []
