@@ -1,0 +1,74 @@
+"""The image-to-image editor's network: shapes, the exact identity outside its mask, conditioning,
+and its checkpoint format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import CheckpointError, EditorModel, family_of, load_editor, save_editor
+from models.editnet import EditNet, EditorConfig, EditorDiscriminator, flops_per_image
+
+TINY = EditorConfig(("Male", "Smiling", "Blond_Hair"), image_size=32, width=8, max_width=32, skips=1, d_width=8)
+
+
+def test_the_config_refuses_what_cannot_be_built() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        EditorConfig(image_size=48)
+    with pytest.raises(ValueError, match="skips"):
+        EditorConfig(image_size=32, skips=3)
+    with pytest.raises(ValueError, match="distinct"):
+        EditorConfig(("Male", "Male"))
+
+
+@pytest.mark.parametrize("skips", [0, 1, 2])
+def test_edits_have_the_face_shape_and_depend_on_the_difference_vector(skips: int) -> None:
+    torch.manual_seed(0)
+    cfg = EditorConfig(TINY.attributes, image_size=32, width=8, max_width=32, skips=skips)
+    net = EditNet(cfg)
+    torch.nn.init.normal_(net.head[-1].weight, std=0.1)  # a trained head, not the identity-like start
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        out, mask = net(x, torch.zeros(2, 3))
+        other, _ = net(x, torch.tensor([[1.0, 0, 0], [0, -1.0, 0]]))
+    assert out.shape == x.shape and mask.shape == (2, 1, 32, 32)
+    assert float(mask.min()) >= 0 and float(mask.max()) <= 1
+    assert not torch.allclose(out, other, atol=1e-4)
+
+
+def test_where_the_mask_is_zero_the_answer_is_the_input_bit_for_bit() -> None:
+    torch.manual_seed(0)
+    net = EditNet(TINY)
+    with torch.no_grad():
+        net.head[-1].bias[3] = -8.0  # the mask's logit far below its dead zone
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    out, mask = net(x, torch.ones(2, 3))
+    assert bool((mask == 0).all())
+    assert torch.equal(out, x)
+
+
+def test_the_64px_editor_costs_at_most_2_gflop_per_face() -> None:
+    # the slider's budget on the CPU (issue: the editor's forward pass at 64 px <= 2 GFLOP)
+    assert flops_per_image(EditorConfig()) <= 2e9
+    assert flops_per_image(EditorConfig(image_size=128, width=64, skips=3)) > 4 * flops_per_image(EditorConfig())
+
+
+def test_an_editor_checkpoint_round_trips_and_says_its_family(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model = EditorModel(TINY, EditNet(TINY), EditorDiscriminator(TINY), meta={"training": {"kimg": 1.0}})
+    save_editor(tmp_path / "ed", model)
+    assert family_of(tmp_path / "ed") == "editnet"
+    back = load_editor(tmp_path / "ed")
+    assert back.cfg == TINY and back.D is not None and back.meta["training"] == {"kimg": 1.0}
+    x, d = torch.rand(1, 3, 32, 32) * 2 - 1, torch.tensor([[1.0, 0.0, -1.0]])
+    with torch.no_grad():
+        assert torch.equal(model.G.eval()(x, d)[0], back.G(x, d)[0])
+    assert load_editor(tmp_path / "ed", parts=("G",)).D is None
+
+
+def test_a_dcgan_checkpoint_is_not_taken_for_an_editor(tiny_checkpoint: Path) -> None:
+    assert family_of(tiny_checkpoint) == "dcgan"
+    with pytest.raises(CheckpointError, match="not an editor"):
+        load_editor(tiny_checkpoint)

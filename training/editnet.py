@@ -1,0 +1,323 @@
+"""`python -m training editor`: train the image-to-image editor (models/editnet.py).
+
+Each step takes a batch of aligned faces x with their labels y (K attributes) and draws a target
+t: each attribute flipped with probability `flips / K`, at least one per face, hair colours kept
+exclusive (AttGAN). The editor is asked for two things in one forward pass of 2B rows:
+
+- the edit, x_e = G(x, t - y): the frozen guides (models/guides.py), on an augmented copy, must
+  see t on every attribute (classification, STGAN's difference conditioning); the discriminator
+  must find it real (non-saturating, DiffAugment, lazy R1); its mask must be small and in one
+  piece (area + total variation);
+- nothing, x_r = G(x, 0): L1 to x (reconstruction, AttGAN's weight 100).
+
+The run folder is resumable (`--resume`: weights, EMA, optimisers, step, history, seconds in
+`resume.safetensors`); every `snapshot_kimg` it writes a sample sheet (faces, their
+reconstruction, an edit of each judged attribute towards the other side of its label, and the
+mask of the first), the loss curve, `checkpoint/` (the EMA editor + D, as the service loads it)
+and `snapshots/step-NNNNNNN/` (the EMA editor at that point, fp16) for the reach-and-identity
+curve (`python -m training editor-curve`). `--minutes` stops on time, after a snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from models.checkpoint import EditorModel, load_optimizer_state, optimizer_state, save_editor
+from models.editnet import EDITOR_ATTRIBUTES, HEAD_GEOMETRY, EditNet, EditorConfig, EditorDiscriminator, mask_terms
+from models.guides import Guides, load_guides
+from training.augment import diff_augment
+from training.data import CelebA, batches, to_model_input
+from training.evaluate import TARGET_ATTRIBUTES
+from training.folders import DataOptions
+from training.plots import save_grid, save_loss_plot
+from training.runs import autocast_for, jsonable, pick_device
+
+RESUME = "resume.safetensors"
+M = TypeVar("M", bound=nn.Module)
+HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EditorOptions(DataOptions):
+    guides: Path  # `python -m training guides` folder
+    out: Path = Path("runs/editor")  # the run folder itself (resumable), not a parent
+    resume: bool = False
+    attributes: tuple[str, ...] = EDITOR_ATTRIBUTES
+    image_size: int = 64
+    width: int = 32
+    skips: int = 2
+    batch: int = 32
+    lr: float = 2e-4
+    kimg: float = 1000.0
+    minutes: float | None = None  # wall-clock limit of this invocation (a snapshot is written first)
+    rec: float = 100.0
+    cls: float = 1.0
+    adv: float = 1.0
+    mask: float = 2.0
+    tv: float = 2.0
+    r1: float = 1.0  # gamma of the lazy R1 penalty on real faces, every 4 D steps
+    flips: float = 1.5  # attributes flipped per edited face, in expectation
+    ema_kimg: float = 10.0  # half-life of the EMA editor, in thousands of images
+    snapshot_kimg: float = 10.0
+    threads: int | None = None
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch < 2 or self.kimg <= 0 or self.snapshot_kimg <= 0 or self.flips <= 0:
+            raise ValueError("need batch >= 2, kimg > 0, snapshot_kimg > 0, flips > 0")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError("minutes must be > 0")
+        EditorConfig(tuple(self.attributes), self.image_size, self.width, skips=self.skips)  # validates
+
+
+def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float, gen: torch.Generator) -> Tensor:
+    """Target attributes t (B, K) in {0, 1}: y with each known attribute flipped with probability
+    flips / K, at least one per face; a hair colour turned on turns the others off."""
+    b, k = y.shape
+    flip = (torch.rand(b, k, generator=gen) < flips / k) & known
+    none = ~flip.any(1)
+    if none.any():  # at least one flip: a random known attribute
+        scores = torch.rand(b, k, generator=gen) * known
+        flip[none, scores[none].argmax(1)] = True
+    t = torch.where(flip, 1 - y, y)
+    hair = [names.index(h) for h in HAIR_COLOURS if h in names]
+    for i in hair:
+        on = flip[:, i] & (t[:, i] > 0)
+        for j in hair:
+            if j != i:
+                t[on, j] = 0
+    return t
+
+
+def classification_loss(logits: Tensor, target: Tensor, known: Tensor) -> Tensor:
+    """BCE of the guides' logits (M, B, K) against t (B, K): summed over known attributes,
+    averaged over the batch and the ensemble's members."""
+    bce = F.binary_cross_entropy_with_logits(logits.float(), target.expand_as(logits), reduction="none")
+    return (bce * known).sum((0, 2)).mean() / logits.shape[0]
+
+
+class EditorTraining:
+    """The editor, its EMA copy, D, their optimisers and the frozen guides, on one device."""
+
+    def __init__(self, opts: EditorOptions, device: torch.device) -> None:
+        self.opts, self.device = opts, device
+        self.cfg = EditorConfig(tuple(opts.attributes), opts.image_size, opts.width, skips=opts.skips)
+        self.G = EditNet(self.cfg).to(device)
+        self.G_ema = EditNet(self.cfg).to(device).eval().requires_grad_(False)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        self.D = EditorDiscriminator(self.cfg).to(device)
+        if opts.channels_last:
+            for m in (self.G, self.G_ema, self.D):
+                m.to(memory_format=torch.channels_last)
+        self.guides: Guides = load_guides(opts.guides, device)
+        missing = [a for a in opts.attributes if a not in self.guides.cfg.attributes]
+        if missing:
+            raise ValueError(f"the guides in {opts.guides} do not know {missing}")
+        self.guide_cols = [self.guides.cfg.attributes.index(a) for a in opts.attributes]
+        self.optims = {
+            "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=(0.5, 0.99)),
+            "D": torch.optim.Adam(self.D.parameters(), opts.lr, betas=(0.5, 0.99)),
+        }
+        self.amp = autocast_for(device, opts.precision)
+        self.ema_beta = 0.5 ** (opts.batch / (opts.ema_kimg * 1000))
+        self.step = 0
+
+    def guide_logits(self, x: Tensor) -> Tensor:
+        """The guides' logits (M, B, K) of an augmented copy (flip, colour, translation) of x."""
+        flip = torch.rand(len(x), device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return self.guides(diff_augment(x, "color,translation"))[..., self.guide_cols]
+
+    def train_step(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> dict[str, float]:
+        o, b = self.opts, len(x)
+        d = torch.cat([t - y, torch.zeros_like(y)])
+        # --- G: the edit satisfies the guides and D with a small mask; no edit gives x back
+        self.D.requires_grad_(False)
+        with self.amp:
+            out, mask = self.G(torch.cat([x, x]), d)
+            edit, rec = out[:b], out[b:]
+            cls = classification_loss(self.guide_logits(edit), t, known)
+            adv = F.softplus(-self.D(diff_augment(edit)).float()).mean()
+        rec_l1 = (rec.float() - x).abs().mean()
+        area, tv = mask_terms(mask[:b].float())
+        loss_g = o.rec * rec_l1 + o.cls * cls + o.adv * adv + o.mask * area.mean() + o.tv * tv.mean()
+        self.optims["G"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optims["G"].step()
+        self.D.requires_grad_(True)
+        # --- D: real faces up, these edits down; R1 on the reals every 4th step (lazy, x4)
+        lazy = o.r1 > 0 and self.step % 4 == 0
+        real = x.detach().requires_grad_(lazy)
+        with self.amp:
+            d_real = self.D(diff_augment(real))
+            d_fake = self.D(diff_augment(edit.detach()))
+            loss_d = F.softplus(-d_real.float()).mean() + F.softplus(d_fake.float()).mean()
+        if lazy:
+            (grad,) = torch.autograd.grad(d_real.float().sum(), real, create_graph=True)
+            loss_d = loss_d + o.r1 / 2 * 4 * grad.square().sum((1, 2, 3)).mean()
+        self.optims["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.optims["D"].step()
+        with torch.no_grad():
+            for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                pe.lerp_(p, 1 - self.ema_beta)
+            for be, bb in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+                be.copy_(bb)
+        self.step += 1
+        return {
+            "D": loss_d.item(), "G_adv": adv.item(), "cls": cls.item(), "rec": rec_l1.item(),
+            "mask": area.mean().item(), "mask_rec": mask[b:].float().mean().item(),
+        }  # fmt: skip
+
+    # --- the run folder --------------------------------------------------------------
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "G_ema": self.G_ema, "D": self.D}
+
+    def save_resume(self, path: Path, history: dict[str, list[float]], seconds: float) -> None:
+        tensors: dict[str, Tensor] = {}
+        for prefix, module in self.modules().items():
+            tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+        groups = {}
+        for name, optim in self.optims.items():
+            t, groups[f"opt_{name}"] = optimizer_state(optim, f"opt_{name}")
+            tensors.update({k: v.cpu().contiguous() for k, v in t.items()})
+        meta = {"step": str(self.step), "seconds": str(seconds), "history": json.dumps(history), **groups}
+        save_file(tensors, str(path.with_suffix(".tmp")), metadata=meta)
+        path.with_suffix(".tmp").replace(path)
+
+    def load_resume(self, path: Path) -> tuple[dict[str, list[float]], float]:
+        tensors = load_file(str(path), device=str(self.device))
+        for prefix, module in self.modules().items():
+            module.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata()
+        for name, optim in self.optims.items():
+            load_optimizer_state(optim, tensors, f"opt_{name}", meta[f"opt_{name}"])
+        self.step = int(meta["step"])
+        return json.loads(meta["history"]), float(meta["seconds"])
+
+    def plain(self, module: M) -> M:
+        """A contiguous CPU copy, so saved weights do not depend on memory format or device."""
+        out = type(module)(self.cfg)  # type: ignore[call-arg]
+        out.load_state_dict({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+        return out.eval()
+
+
+def sample_sheet(G: nn.Module, x: Tensor, y: Tensor, names: tuple[str, ...], shown: tuple[str, ...]) -> Tensor:
+    """Rows of faces: the face, its reconstruction, each `shown` attribute pushed to the other
+    side of its label, and the first edit's mask (white = edited)."""
+    cols = [x]
+    with torch.no_grad():
+        cols.append(G(x, torch.zeros_like(y))[0])
+        mask = None
+        for a in shown:
+            k = names.index(a)
+            d = torch.zeros_like(y)
+            d[:, k] = 1 - 2 * y[:, k]
+            out, m = G(x, d)
+            cols.append(out)
+            mask = m if mask is None else mask
+        if mask is not None:
+            cols.append(mask.expand(-1, 3, -1, -1) * 2 - 1)
+    return torch.stack(cols, 1).flatten(0, 1)
+
+
+def train_editor(opts: EditorOptions, data: CelebA | None = None) -> Path:
+    device = pick_device(opts.device)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed)
+    run = Path(opts.out)
+    resume = run / RESUME
+    if resume.exists() and not opts.resume:
+        raise ValueError(f"{run} holds a run already: pass --resume to continue it, or another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    data = data or opts.load_data(opts.image_size, HEAD_GEOMETRY)
+    tr = EditorTraining(opts, device)
+    history: dict[str, list[float]] = {}
+    seconds = 0.0
+    if opts.resume and resume.exists():
+        history, seconds = tr.load_resume(resume)
+        print(f"resumed {run} at step {tr.step} ({tr.step * opts.batch / 1000:.1f} kimg)")
+    (run / "options.json").write_text(json.dumps(jsonable(opts), indent=2) + "\n")
+    names = tuple(opts.attributes)
+    signed = torch.from_numpy(data.signed_labels(names))
+    labels, known_all = (signed > 0).float(), (signed != 0).float()
+    images = data.tensor()
+    rng = np.random.default_rng(opts.seed + tr.step)
+    gen = torch.Generator().manual_seed(opts.seed + tr.step)
+    stream = batches(images, data.train_idx, opts.batch, rng)
+    view = torch.from_numpy(data.val_idx[:8])
+    val_x, val_y = to_model_input(images[view], device, opts.channels_last), labels[view].to(device)
+    shown = tuple(a for a in TARGET_ATTRIBUTES if a in names) or names[:5]
+    total = math.ceil(opts.kimg * 1000 / opts.batch)
+    every = max(1, round(opts.snapshot_kimg * 1000 / opts.batch))
+    start, last_print = time.monotonic(), time.monotonic()
+    seconds_at_start = seconds
+    while tr.step < total:
+        idx, x_u8 = next(stream)
+        sel = torch.from_numpy(idx)
+        y, known = labels[sel], known_all[sel]
+        t = draw_targets(y, known.bool(), names, opts.flips, gen)
+        x = to_model_input(x_u8, device, opts.channels_last)
+        losses = tr.train_step(x, y.to(device), t.to(device), known.to(device))
+        for k, v in losses.items():
+            history.setdefault(k, []).append(v)
+        seconds = seconds_at_start + time.monotonic() - start
+        out_of_time = opts.minutes is not None and time.monotonic() - start > opts.minutes * 60
+        if time.monotonic() - last_print > 60:
+            rate = (tr.step * opts.batch / 1000) / max(seconds, 1e-9)
+            print(f"step {tr.step} kimg {tr.step * opts.batch / 1000:.1f} ({rate * 3600:.0f} kimg/h) "
+                  + " ".join(f"{k} {np.mean(v[-50:]):.3f}" for k, v in history.items()), flush=True)  # fmt: skip
+            last_print = time.monotonic()
+        if tr.step % every == 0 or tr.step == total or out_of_time:
+            snapshot(run, tr, history, seconds, data, val_x, val_y, shown)
+        if out_of_time:
+            break
+    return run
+
+
+def snapshot(
+    run: Path,
+    tr: EditorTraining,
+    history: dict[str, list[float]],
+    seconds: float,
+    data: CelebA,
+    val_x: Tensor,
+    val_y: Tensor,
+    shown: tuple[str, ...],
+) -> None:
+    opts = tr.opts
+    kimg = tr.step * opts.batch / 1000
+    names = tuple(opts.attributes)
+    save_grid(sample_sheet(tr.G_ema, val_x, val_y, names, shown), run / f"samples-{tr.step:06d}.png", nrow=3 + len(shown))
+    save_loss_plot(history, list(range(1, len(next(iter(history.values()))) + 1)), run / "loss.png",
+                   f"editor losses ({run.name})")  # fmt: skip
+    cpu_s = seconds * (torch.get_num_threads() if tr.device.type == "cpu" else 1)
+    meta = {
+        "training": {
+            "stage": "editnet", "step": tr.step, "kimg": kimg, "seconds": seconds, "cpu_seconds": cpu_s,
+            "seconds_per_kimg": seconds / max(kimg, 1e-9), "device": str(tr.device), "data": data.describe(),
+            "options": jsonable(opts),
+        },
+        "guides": str(opts.guides),
+        "default_strength": 1.0,
+    }  # fmt: skip
+    model = EditorModel(tr.cfg, tr.plain(tr.G_ema), tr.plain(tr.D), meta=meta)
+    save_editor(run / "checkpoint", model)
+    save_editor(run / "snapshots" / f"step-{tr.step:07d}", EditorModel(tr.cfg, model.G, meta=meta), half=True)
+    tr.save_resume(run / RESUME, history, seconds)
+    print(f"snapshot at step {tr.step} ({kimg:.1f} kimg, {seconds / 60:.1f} min)", flush=True)
