@@ -1,10 +1,16 @@
-"""Assembles the FastAPI app: settings, model, store, job runner, routes, page."""
+"""Assembles the FastAPI app: settings, model, store, job runner, routes, page.
+
+Served as `uvicorn --factory app.main:create_app` (what `make serve` and the images run), or by
+FastAPI's convention `uvicorn app.main:app`: the module-level `app` is built from the
+environment's settings when it is first asked for, so importing this module builds nothing.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +27,14 @@ from app.api.routes import faces, jobs, meta
 from app.metrics import Metrics, RequestMetrics
 from app.middleware import ApiKey, BodyLimits
 from app.settings import Settings, get_settings
-from worker.celery_runner import CeleryRunner
-from worker.core.engine import Engine
-from worker.core.errors import ServiceError
-from worker.core.jobs import JobSweeper
-from worker.core.runner import JobRunner, LocalRunner
-from worker.core.service import Service
-from worker.core.store import make_store
+from worker.pipeline.engine import Engine
+from worker.pipeline.errors import ServiceError
+from worker.service.celery_runner import CeleryRunner
+from worker.service.jobs import JobSweeper
+from worker.service.optimized import run_optimized_edit
+from worker.service.runner import JobRunner, LocalRunner
+from worker.service.service import Service
+from worker.service.store import make_store
 
 STATIC = Path(__file__).parent / "static"
 # What any route may answer besides its own statuses.
@@ -49,7 +56,12 @@ def build_service(settings: Settings) -> Service:
     engine.warm_up()  # before /ready says yes
     store = make_store(settings.redis_url, settings.memory_store_max_bytes)
     # Where jobs run is chosen here, once: Celery workers over Redis, or the in-process pool.
-    runner: JobRunner = CeleryRunner(settings) if settings.redis_url else LocalRunner(engine, store, settings)
+    runner: JobRunner
+    if settings.redis_url:
+        runner = CeleryRunner(settings)
+    else:
+        run = partial(run_optimized_edit, store=store, engine=engine, settings=settings)
+        runner = LocalRunner(run, store, settings.max_queue, settings.local_workers)
     return Service.assemble(engine, store, runner, settings)
 
 
@@ -124,3 +136,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
+
+
+@cache
+def _default_app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`app.main.app`: the app of the environment's settings, built on first use (PEP 562)."""
+    if name == "app":
+        return _default_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from worker.core.jobs import Status
+from worker.pipeline.encoded import Encoded
+from worker.service.jobs import Status
 
 
 class ErrorResponse(BaseModel):
@@ -19,6 +20,20 @@ class Inversion(BaseModel):
     ms: float
     l2_encoder: float | None = Field(description="pixel L2 (images in [-1, 1]) of G(E(x)) against the face")
     l2: float | None = Field(description="pixel L2 of G(z) after refinement")
+
+    @classmethod
+    def of(cls, face: Encoded) -> Inversion:
+        """How the face's inversion went (E(x) alone, or refined)."""
+        stats = face.inversion
+        if stats is None:
+            return cls(refined=False, steps=0, ms=0.0, l2_encoder=None, l2=None)
+        return cls(
+            refined=True,
+            steps=stats.steps,
+            ms=round(1000 * stats.seconds, 1),
+            l2_encoder=stats.l2_start,
+            l2=stats.l2,
+        )
 
 
 class EncodeResponse(BaseModel):

@@ -97,14 +97,16 @@ def start_server(
     ready_headers: dict[str, str] | None = None,
     root: Path = ROOT,
     python: str = sys.executable,
+    factory: bool = True,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """uvicorn serving the app of the checkout at `root` (this one by default) on a free loopback
     port, with the head timeout, returned once /ready answers 200. Another checkout (a benchmark's
     baseline) is served as uvicorn serves it by default: it may not have HeadTimeoutProtocol.
-    `python` is the interpreter (another virtual environment's, to try another Python)."""
+    `python` is the interpreter (another virtual environment's, to try another Python); with
+    `factory` False, this checkout is served by FastAPI's convention, `uvicorn app.main:app`."""
     port = free_port()
     command = [python, "-m", "uvicorn", "--port", str(port), "--log-level", "warning"]
-    if root == ROOT:
+    if root == ROOT and factory:
         command += ["--factory", APP_FACTORY, "--http", HTTP_PROTOCOL]
     else:
         command += ["app.main:app"]

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from worker.core.settings import CoreSettings
+from worker.service.settings import CoreSettings
 
 
 class Settings(CoreSettings):

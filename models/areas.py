@@ -4,7 +4,7 @@ Pure functions on arrays in the crop's pixels (no photo, no I/O): an `Area` is c
 attribute when its strength is calibrated and travels in the checkpoint with it
 (`models.edits.Calibration`); `change_mask` turns an edit's change G(z + offset) - G(z) and
 its area into the weight each crop pixel of the change gets. The service warps that
-weighted change into the user's photo (`worker.core.composite`); calibration and
+weighted change into the user's photo (`worker.pipeline.composite`); calibration and
 evaluation apply it to crops the same way. cv2 does the Gaussian blurs.
 """
 

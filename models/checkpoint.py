@@ -31,12 +31,12 @@ from models.projected import CondGenerator, FeatureEncoder, ProjectedDiscriminat
 FORMAT_VERSION = 1
 
 
-def build_generator(cfg: ModelConfig) -> nn.Module:
+def build_generator(cfg: ModelConfig) -> Generator | CondGenerator:
     """G of the family: latent (B, cfg.latent_size) -> image."""
     return CondGenerator(cfg) if cfg.family == "cgan" else Generator(cfg)
 
 
-def build_discriminator(cfg: ModelConfig) -> nn.Module:
+def build_discriminator(cfg: ModelConfig) -> Discriminator | ProjectedDiscriminator:
     """D of the family (the projected one gets its frozen features from their package)."""
     return ProjectedDiscriminator(cfg).attach_features() if cfg.family == "cgan" else Discriminator(cfg)
 
@@ -53,19 +53,55 @@ class CheckpointError(ValueError):
     """A checkpoint folder that is missing, malformed or does not match its config."""
 
 
+@dataclass(frozen=True)
+class LabelCounts:
+    """Training faces labelled with an attribute, and without it."""
+
+    with_label: int
+    without_label: int
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What the service reads of a checkpoint's meta (config.json beyond the model's own keys),
+    typed: what strength 1 means by default, and the label counts behind each direction. Read
+    through `FaceModel.typed_meta`; a checkpoint whose meta does not parse does not load."""
+
+    default_strength: float = 1.0
+    label_counts: dict[str, LabelCounts] = field(default_factory=dict)  # by attribute name
+
+    @classmethod
+    def from_json(cls, meta: dict[str, Any]) -> ModelMeta:
+        """ValueError / TypeError when a key the service reads has the wrong shape."""
+        strength = meta.get("default_strength", 1.0)
+        if isinstance(strength, bool) or not isinstance(strength, int | float):
+            raise TypeError(f"default_strength must be a number, got {strength!r}")
+        counts = meta.get("attributes", {})
+        if not isinstance(counts, dict):
+            raise TypeError("attributes must map names to {'with': n, 'without': n}")
+        return cls(
+            float(strength),
+            {name: LabelCounts(int(c["with"]), int(c["without"])) for name, c in counts.items()},
+        )
+
+
 @dataclass
 class FaceModel:
     """Everything the service and the evaluation need: G, D, E and the edit directions."""
 
     cfg: ModelConfig
-    G: Generator
-    D: Discriminator | None = None
+    G: Generator | CondGenerator
+    D: Discriminator | ProjectedDiscriminator | None = None
     E: nn.Module | None = None  # an Encoder, or the conditional family's FeatureEncoder
     directions: Tensor | None = None  # (K, nz), row i edits attribute_names[i]
     attribute_names: list[str] = field(default_factory=list)
     calibrations: dict[str, Calibration] = field(default_factory=dict)  # by attribute name
     meta: dict[str, Any] = field(default_factory=dict)  # data, options, counts, metrics
     geometry: FaceGeometry = CELEBA  # the alignment the model was trained on
+
+    @property
+    def typed_meta(self) -> ModelMeta:
+        return ModelMeta.from_json(self.meta)
 
     @classmethod
     def new(cls, cfg: ModelConfig) -> FaceModel:
@@ -178,7 +214,8 @@ def load_checkpoint(
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path / WEIGHTS}: not a valid safetensors file ({e})") from e
 
-    def part(prefix: str, module: nn.Module) -> nn.Module:
+    def load(prefix: str, module: nn.Module) -> None:
+        """`module`'s weights from the tensors under `prefix.`, in place."""
         state = {
             k[len(prefix) + 1 :]: v.float() if v.is_floating_point() else v
             for k, v in tensors.items()
@@ -188,16 +225,18 @@ def load_checkpoint(
             module.load_state_dict(state, strict=True)
         except RuntimeError as e:
             raise CheckpointError(f"{path}: weights of {prefix} do not match config: {e}") from e
-        return module
 
     if not any(k.startswith("G.") for k in tensors):
         raise CheckpointError(f"{path}: has no generator weights (G.*)")
-    model = FaceModel(cfg, part("G", build_generator(cfg)))  # type: ignore[arg-type]
+    model = FaceModel(cfg, build_generator(cfg))
+    load("G", model.G)
     saved = config.get("parts", [])
     if "D" in parts and "D" in saved:
-        model.D = part("D", build_discriminator(cfg))  # type: ignore[assignment]
+        model.D = build_discriminator(cfg)
+        load("D", model.D)
     if "E" in parts and "E" in saved:
-        model.E = part("E", build_any_encoder(cfg))  # type: ignore[assignment]
+        model.E = build_any_encoder(cfg)
+        load("E", model.E)
     names = config.get("attribute_names", [])
     if "directions" in tensors:
         d = tensors["directions"].float()
@@ -215,6 +254,10 @@ def load_checkpoint(
     own = ("format_version", "model", "parts", "attribute_names", "face_geometry")
     model.meta = {k: v for k, v in config.items() if k not in own}
     model.calibrations = _calibrations(path, model.meta, model.attribute_names)
+    try:
+        ModelMeta.from_json(model.meta)  # checked once here, so that the service can rely on it
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: meta is invalid: {e}") from e
     return model.to(device).eval()
 
 

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import load_checkpoint  # noqa: E402
+from models.pixels import to_uint8  # noqa: E402
 from training.data import load_celeba, to_model_input  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def main() -> None:
         assert m.E is not None
         with torch.no_grad():
             imgs = torch.cat([m.G(z[:, : m.cfg.nz]), m.G(m.E(x))])
-        tiles = ((imgs.clamp(-1, 1) + 1) * 127.5).byte().permute(0, 2, 3, 1).numpy()
+        tiles = to_uint8(imgs).numpy()
         row = np.concatenate(
             [np.full((64, 96, 3), 255, np.uint8), *tiles[:8], np.full((64, 8, 3), 255, np.uint8), *tiles[8:]], 1
         )

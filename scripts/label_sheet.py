@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import load_checkpoint  # noqa: E402
 from models.networks import ModelConfig, sample_latents  # noqa: E402
+from models.pixels import to_uint8  # noqa: E402
 from training.classifier import load_classifier  # noqa: E402
 
 ATTRIBUTES = ("Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young")
@@ -46,7 +47,7 @@ def main() -> None:
         off[:, k], on[:, k] = -1.0, 1.0
         with torch.no_grad():
             imgs = m.G(torch.cat([off, on]))
-        tiles = ((imgs.clamp(-1, 1) + 1) * 127.5).byte().permute(0, 2, 3, 1).numpy()
+        tiles = to_uint8(imgs).numpy()
         pairs = [
             np.concatenate([tiles[i], tiles[args.n + i], np.full((64, 6, 3), 255, np.uint8)], 1) for i in range(args.n)
         ]

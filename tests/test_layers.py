@@ -1,4 +1,14 @@
-"""The packages import one way: models <- worker.core <- worker (Celery) <- app; training -> worker.core, models."""
+"""The packages import one way. Each layer may import itself and the layers its rule names:
+
+    models           -> (nothing of ours)
+    worker.pipeline  -> models
+    worker.service   -> worker.pipeline, models
+    training         -> models, worker.pipeline
+    app              -> worker.service, worker.pipeline
+    worker           -> worker.service, worker.pipeline   (the Celery worker process: celery_app, tasks, flower)
+
+No layer names `worker` (Celery loads its modules by name), and no module is excepted.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +21,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "training", "worker", "app")
+RULES = {
+    "models": set(),
+    "worker.pipeline": {"models"},
+    "worker.service": {"worker.pipeline", "models"},
+    "training": {"models", "worker.pipeline"},
+    "app": {"worker.service", "worker.pipeline"},
+    "worker": {"worker.service", "worker.pipeline"},
+}
 
 
 def _layer(module: str) -> str:
-    """The layer a module belongs to: worker.core is its own, beneath the Celery side of worker."""
-    return "worker.core" if module.startswith("worker.core") else module.split(".")[0]
+    """The layer of a project module: `worker.pipeline` and `worker.service` are layers of their
+    own; the rest of `worker` is the Celery worker process."""
+    parts = module.split(".")
+    if parts[0] == "worker" and len(parts) > 1 and parts[1] in ("pipeline", "service"):
+        return ".".join(parts[:2])
+    return parts[0]
 
 
 def _imports() -> dict[str, set[str]]:
@@ -29,60 +51,66 @@ def _imports() -> dict[str, set[str]]:
                 if isinstance(node, ast.Import):
                     found.update(a.name for a in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    found.add(node.module)
+                    found.add(node.module)  # and each name, which may be a module: `from pkg import mod`
+                    found.update(f"{node.module}.{a.name}" for a in node.names)
             graph[module] = found
     return graph
 
 
-ALLOWED = {
-    "models": {"models"},
-    "training": {"training", "models", "worker.core"},  # evaluate runs the service core on photos
-    "worker.core": {"worker.core", "models"},
-    "worker": {"worker", "worker.core", "models"},
-    "app": {"app", "worker", "worker.core", "models"},
-}
+def _allowed(module: str, target: str) -> bool:
+    return target.split(".")[0] not in PACKAGES or _layer(target) in RULES[_layer(module)] | {_layer(module)}
 
 
-def test_every_package_imports_only_the_layers_beneath_it() -> None:
+def test_the_layers_are_the_ones_the_rules_name() -> None:
+    layers = {_layer(m) for m in _imports()}
+    assert layers == set(RULES)
+
+
+def test_every_layer_imports_only_itself_and_what_its_rule_names() -> None:
     graph = _imports()
     assert len(graph) > 30  # the walk found the project
     wrong = [
-        f"{module} imports {target}"
+        f"{module} ({_layer(module)}) imports {target}"
         for module, targets in graph.items()
         for target in targets
-        if target.split(".")[0] in PACKAGES and _layer(target) not in ALLOWED[_layer(module)]
+        if not _allowed(module, target)
     ]
     assert not wrong, wrong
 
 
-# What training may use of the core: the way into the model (decode, detect, align, invert) and
-# the way out to the photo (composite), as the service runs them, to align training photos and
-# to calibrate and evaluate on whole photos; never the service's state (store, runner, jobs,
-# editor, library, service).
-PIPELINE = {"images", "faces", "yunet", "inversion", "engine", "latents", "composite", "errors", "settings"}
+def test_the_rules_refuse_the_crossings_the_split_removed() -> None:
+    assert not _allowed("training.photos", "worker.service.settings")  # training built CoreSettings()
+    assert not _allowed("worker.pipeline.encoded", "worker.service.store")  # the face record beside the store
+    assert not _allowed("app.main", "worker.celery_app")  # the workers' app, built on import
+    assert not _allowed("app.schemas", "models.latent_math")  # the API reaches past the wings
+    assert _allowed("training.calibration", "worker.pipeline.composite")
 
 
-def test_training_uses_the_core_s_pipeline_not_its_service_state() -> None:
-    wrong = [
-        f"{module} imports {target}"
-        for module, targets in _imports().items()
-        if _layer(module) == "training"
-        for target in targets
-        if target == "worker.core" or (target.startswith("worker.core.") and target.split(".")[2] not in PIPELINE)
-    ]
-    assert not wrong, wrong
+@pytest.mark.parametrize(
+    ("layer", "frameworks"),
+    [
+        ("worker.pipeline", {"fastapi", "starlette", "celery", "kombu", "redis", "pydantic_settings"}),
+        ("worker.service", {"fastapi", "starlette"}),
+    ],
+)
+def test_the_wings_know_no_web_framework_and_the_pipeline_no_queue_store_or_settings(
+    layer: str, frameworks: set[str]
+) -> None:
+    wing = {m: t for m, t in _imports().items() if _layer(m) == layer}
+    assert wing and not [m for m, t in wing.items() if {x.split(".")[0] for x in t} & frameworks]
 
 
-@pytest.mark.parametrize("framework", ["fastapi", "starlette", "celery", "kombu"])
-def test_the_core_knows_no_web_or_queue_framework(framework: str) -> None:
-    core = {m: t for m, t in _imports().items() if _layer(m) == "worker.core"}
-    assert core and not [m for m, t in core.items() if any(x.split(".")[0] == framework for x in t)]
+def test_celery_is_known_only_to_the_celery_modules() -> None:
+    """Of the service, only the Celery runner and its configuration import Celery; the API
+    imports the runner, never the workers' app."""
+    users = {m for m, t in _imports().items() if {x.split(".")[0] for x in t} & {"celery", "kombu"}}
+    assert users == {"worker.service.celery_config"}
 
 
 def test_importing_the_api_builds_nothing() -> None:
-    """`uvicorn --factory app.main:create_app` builds the app when it serves; an embedded API never
-    builds a Celery app (only the workers' `worker.celery_app` does)."""
-    probe = "import sys, app.main; print(hasattr(app.main, 'app'), 'worker.celery_app' in sys.modules)"
+    """`app.main` builds its module-level `app` only when it is asked for (`uvicorn app.main:app`);
+    an embedded API never builds the workers' Celery app (only `worker.celery_app` does)."""
+    probe = "import sys, app.main; print('app' in vars(app.main), 'worker.celery_app' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]

@@ -85,7 +85,7 @@ def test_installs_imports_and_serves(version: str, tmp_path: Path) -> None:
         pytest.skip("../shared/data/photos is not beside the project")
     env_python = _environment(version, python)
     imported = subprocess.run(  # from elsewhere than the checkout: the installed package
-        [env_python, "-c", "import sys, app.main, worker.core.faces, models, training; print(sys.version_info[:2])"],
+        [env_python, "-c", "import sys, app.main, worker.pipeline.faces, training; print(sys.version_info[:2])"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -1,7 +1,7 @@
 """`python -m training attributes`: one latent direction per CelebA attribute.
 
 1. Latents: every training face is inverted as the service inverts a photo: E(x), refined
-   towards the face (`models.editing.refine_latent`), so the directions live where the
+   towards the face (`models.latent_math.refine_latent`), so the directions live where the
    service's latents live.
 2. v_a = mean(z | a) - mean(z | not a), the counts behind each mean stored.
 3. Conditioning (InterFaceGAN, Shen et al. 2020): v_a loses its components along the
@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from models.checkpoint import FaceModel, load_checkpoint, save_checkpoint
-from models.editing import RefineOptions, orthogonalize, refine_latent
+from models.latent_math import RefineOptions, orthogonalize, refine_latent
 from training.calibration import SAME_PERSON_SHARE, Calibrator, CropIdentity, calibrate
 from training.classifier import load_classifier
 from training.data import EVALUATED, to_model_input

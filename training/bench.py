@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from models.networks import Discriminator, Generator, ModelConfig
+from models.pixels import from_uint8
 from training.data import IMAGE_DIR, batches, load_face, to_model_input
 from training.families import CGAN, gan_step
 from training.folders import DataOptions
@@ -95,8 +96,7 @@ def run_bench(opts: BenchOptions) -> dict[str, object]:
 
     def reference_step() -> None:
         pick = rng.choice(len(files), opts.batch, replace=False)
-        x = torch.stack([torch.from_numpy(load_face(files[i], cfg.image_size)).permute(2, 0, 1) for i in pick])
-        x = (x.float() / 127.5 - 1).to(device)
+        x = from_uint8(torch.stack([torch.from_numpy(load_face(files[i], cfg.image_size)) for i in pick])).to(device)
         gan_step(G, D, og, od, x, fp32)
 
     stream = batches(data.tensor(), data.train_idx, opts.batch, rng)

@@ -20,25 +20,25 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from models.areas import HEAD, Area, change_mask
+from models.areas import HEAD, Area
 from models.checkpoint import FaceModel
 from models.edits import Calibration
+from models.pixels import from_uint8, to_uint8
 from training.classifier import AttributeClassifier
 from training.identity import SAME_PERSON
 from training.photos import PhotoJudge
+from worker.pipeline.composite import edited_crop
 
 
 @torch.no_grad()
-def applied_edit(model: FaceModel, x: Tensor, z: Tensor, step: Tensor, area: Area = HEAD) -> Tensor:
-    """What the service returns for aligned faces x (B, 3, S, S): x + mask * (G(z + step) - G(z))."""
-    both = model.G(torch.cat([z, z + step]))
-    base, edited = both[: len(z)], both[len(z) :]
-    delta = ((edited - base) * 127.5).permute(0, 2, 3, 1).cpu().numpy()  # pixel units, (B, S, S, 3)
-    valid = np.ones(delta.shape[1:3], bool)
-    masks = torch.from_numpy(np.stack([change_mask(d, valid, area, model.geometry) for d in delta]))[:, None].to(
-        x.device
-    )
-    return (x + masks * (edited - base)).clamp(-1, 1)
+def applied_edit(model: FaceModel, x: Tensor, z: Tensor, offset: Tensor, area: Area = HEAD) -> Tensor:
+    """What the service returns for aligned faces x (B, 3, S, S): x + mask * (G(z + offset) - G(z)),
+    composited by the service's own code (`edited_crop`), in uint8 pixels as its answers are."""
+    renders = to_uint8(model.G(torch.cat([z, z + offset])).cpu()).numpy()  # (2B, S, S, 3)
+    base, edited = renders[: len(z)], renders[len(z) :]
+    crops = to_uint8(x.cpu()).numpy()
+    out = [edited_crop(c, b, e, area, model.geometry) for c, b, e in zip(crops, base, edited, strict=True)]
+    return from_uint8(torch.from_numpy(np.stack(out))).to(x.device)
 
 
 # Step lengths tried, in latent units (a typical z has norm ~10), and the areas an edit may
@@ -74,7 +74,7 @@ class CropIdentity:
 
     @staticmethod
     def _up(x: Tensor) -> np.ndarray:
-        img = ((x.permute(1, 2, 0).float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+        img = to_uint8(x[None].float().cpu())[0].numpy()
         return np.ascontiguousarray(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC))
 
     def same_share(self, y: Tensor, group: Tensor | None = None) -> float:
@@ -195,11 +195,11 @@ class Calibrator:
             group = self.photos.has[:, k] == (sign < 0)  # photos on this side's start
             if int(group.sum()) < MIN_SIDE_FACES:
                 continue  # too few photos to judge: the crops' length stands
-            step = sign * unit
+            direction = sign * unit
 
-            def same_at(length: float, step: Tensor = step, group: Tensor = group) -> float:
+            def same_at(length: float, direction: Tensor = direction, group: Tensor = group) -> float:
                 assert self.photos is not None
-                return self.photos.same_share(length * step, area, group)
+                return self.photos.same_share(length * direction, area, group)
 
             asked = longest_kept([n for n in self.lengths if n <= lengths[side]], same_at)
             ok = [(n, same) for n, same in asked if same >= SAME_PERSON_SHARE] or [min(asked)]

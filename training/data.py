@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from models.geometry import CELEBA
+from models.pixels import from_uint8
 
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
@@ -253,7 +254,7 @@ def _cached_images(root: Path, paths: list[Path], size: int, cache_dir: Path | N
 
 def to_model_input(batch_u8: Tensor, device: torch.device, channels_last: bool = True) -> Tensor:
     """(B, S, S, 3) uint8 -> (B, 3, S, S) float in [-1, 1], channels-last in memory."""
-    x = batch_u8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    x = from_uint8(batch_u8.to(device, non_blocking=True))
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 

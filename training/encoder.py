@@ -18,7 +18,7 @@ from tqdm import tqdm
 from models.checkpoint import FaceModel, build_any_encoder, load_checkpoint, save_checkpoint
 from models.features import perceptual
 from models.losses import LOSSES, get_loss, l1, l2, ssim
-from models.networks import ENCODER_KINDS, ConvEncoder, sample_latents
+from models.networks import ENCODER_KINDS, ConvEncoder, Discriminator, sample_latents
 from models.projected import FeatureEncoder
 from training.data import CelebA, batches, to_model_input
 from training.folders import DataOptions
@@ -65,7 +65,7 @@ def train_encoder(opts: EncoderOptions, data: CelebA | None = None) -> Path:
     if opts.encoder == "transfer" and not conditional:
         if gan.D is None:
             raise ValueError(f"{opts.gan}: the transfer encoder needs the discriminator's weights (D.*)")
-        assert isinstance(E, ConvEncoder)
+        assert isinstance(E, ConvEncoder) and isinstance(gan.D, Discriminator)  # the unconditional families'
         E.transfer_from(gan.D)
     E = E.to(device).train()
     G = gan.G

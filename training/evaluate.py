@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint
-from models.editing import RefineOptions, refine_latent
+from models.latent_math import RefineOptions, refine_latent
 from models.losses import l1, l2, ssim
-from models.networks import Generator, sample_latents
+from models.networks import sample_latents
 from training.calibration import applied_edit
 from training.classifier import AttributeClassifier, load_classifier
 from training.data import EVALUATED, CelebA, to_model_input
@@ -85,7 +86,7 @@ def evaluate(opts: EvaluateOptions) -> Path:
         with torch.no_grad():
             z = E(x)
             rec = G(z)
-        z_opt, _ = refine_latent(G, x, z, None, refine) if opts.opt_steps else (z, {})
+        z_opt = refine_latent(G, x, z, None, refine)[0] if opts.opt_steps else z
         with torch.no_grad():
             rec_opt = G(z_opt)
             for key, r in (("encoder", rec), ("refined", rec_opt)):
@@ -97,11 +98,11 @@ def evaluate(opts: EvaluateOptions) -> Path:
                 k = names.index(a)
                 has = labels[sel, k].to(device).bool()
                 sign = torch.where(has, -1.0, 1.0)  # push each face to the other side
-                step = model.attribute(a).offset(sign * strength)
-                edited = G(z + step)
+                offset = model.attribute(a).offset(sign * strength)
+                edited = G(z + offset)
                 pred = clf(edited) > 0
                 reached[a] += int((pred[:, k] == ~has).sum())
-                served = applied_edit(model, x, z_opt, step, model.attribute(a).calibration.area)
+                served = applied_edit(model, x, z_opt, offset, model.attribute(a).calibration.area)
                 applied[a] += int(((clf(served) > 0)[:, k] == ~has).sum())
                 kept[a] += (pred == base).float().sum(0).cpu()
                 edits.append(edited)
@@ -126,7 +127,7 @@ def evaluate(opts: EvaluateOptions) -> Path:
 
 @torch.no_grad()
 def sample_fd(
-    G: Generator, clf: AttributeClassifier, images: torch.Tensor, idx: np.ndarray, device: torch.device
+    G: nn.Module, clf: AttributeClassifier, images: torch.Tensor, idx: np.ndarray, device: torch.device
 ) -> float:
     """Sample quality: the Frechet distance between held-out faces and as many samples G(z), in
     the feature space of the attribute classifier (its pooled last conv layer): an offline

@@ -8,7 +8,7 @@ one folder up) or a `labels.csv` with a `file` column and any of
 - `gender` in UTKFace's codes (0 male, 1 female): Male,
 - `identity`: an integer person id (used to split train/val by person).
 
-Every photo goes through the service's own detector and landmarks (`worker.core.faces`) into the
+Every photo goes through the service's own detector and landmarks (`worker.pipeline.faces`) into the
 checkpoint's face geometry, with the validity mask where the crop runs out of the photo; photos
 where no face is found are listed, not trained on. The aligned set is cached once per folder,
 size and geometry as an .npz outside the repository, so epochs never detect or decode again.
@@ -44,7 +44,7 @@ from training.data import (
     read_labels,
     split,
 )
-from worker.core.faces import align, detect_faces
+from worker.pipeline.faces import align, detect_faces
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CACHE_VERSION = 1

@@ -25,19 +25,18 @@ from tqdm import tqdm
 
 from models.areas import Area
 from models.checkpoint import FaceModel
-from models.editing import RefineOptions
 from models.edits import latent_edit
+from models.pixels import from_uint8
 from training.classifier import AttributeClassifier
 from training.data import CelebA
 from training.identity import SAME_PERSON, IdentityJudge
-from worker.core.composite import edited_photo
-from worker.core.engine import Engine
-from worker.core.errors import ServiceError
-from worker.core.faces import warp_to_crop
-from worker.core.images import decode_upload
-from worker.core.inversion import invert_photo
-from worker.core.latents import Encoded
-from worker.core.settings import CoreSettings
+from worker.pipeline.composite import edited_photo
+from worker.pipeline.encoded import Encoded
+from worker.pipeline.engine import Engine
+from worker.pipeline.errors import ServiceError
+from worker.pipeline.faces import warp_to_crop
+from worker.pipeline.images import MAX_IMAGE_PIXELS, MAX_PHOTO_PIXELS, decode_photo
+from worker.pipeline.inversion import REFINE, invert_photo
 
 KINDS = ("crop", "portrait", "small", "exif", "grey", "dark")
 
@@ -104,10 +103,9 @@ def test_photos(data: CelebA, per_kind: int, shipped: Path | None, seed: int = 0
 
 
 def encode_photo(engine: Engine, data: bytes, face: int = 0) -> Encoded:
-    """An upload decoded and inverted as `/encode` does it, with the service's default settings."""
-    s = CoreSettings()
-    refine = RefineOptions(steps=s.refine_steps, budget_s=s.refine_budget_ms / 1000) if s.refine_steps else None
-    return invert_photo(engine, decode_upload(data, s), face=face, refine=refine)
+    """An upload decoded and inverted as `/encode` does it with the service's default limits."""
+    photo = decode_photo(data, MAX_IMAGE_PIXELS, MAX_PHOTO_PIXELS)
+    return invert_photo(engine, photo, face=face, refine=REFINE)
 
 
 class PhotoJudge:
@@ -135,12 +133,12 @@ class PhotoJudge:
             crops.append(_crop_of(enc.photo.pixels, enc, self.engine.image_size))
         self.has = torch.from_numpy(_judge(clf, crops))  # (N, K): the classifier's view of each face
 
-    def same_share(self, step: Tensor, area: Area, group: Tensor) -> float:
-        """Share of the photos in `group` (N,) still the same person after adding `step` (nz,)."""
+    def same_share(self, offset: Tensor, area: Area, group: Tensor) -> float:
+        """Share of the photos in `group` (N,) still the same person after adding `offset` (nz,)."""
         same = []
         for (enc, rect, ref), chosen in zip(self.faces, group.tolist(), strict=True):
             if chosen:
-                out = edited_photo(self.engine, enc, enc.z[None] + step.cpu(), "change", area)
+                out = edited_photo(self.engine, enc, enc.z[None] + offset.cpu(), "change", area)
                 same.append(np.linalg.norm(self.judge.descriptor(out, rect) - ref) < SAME_PERSON)
         return float(np.mean(same))
 
@@ -151,7 +149,7 @@ def _crop_of(photo: np.ndarray, enc: Encoded, size: int) -> np.ndarray:
 
 
 def _judge(clf: AttributeClassifier, crops: list[np.ndarray]) -> np.ndarray:
-    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = from_uint8(torch.from_numpy(np.stack(crops)))
     with torch.no_grad():
         return (clf(x) > 0).numpy()
 
@@ -196,7 +194,7 @@ def evaluate_photos(
             continue
         found.setdefault(p.kind, []).append(True)
         kinds.append(p.kind)
-        ms.append(1000 * enc.inversion.get("seconds", 0.0))
+        ms.append(1000 * (enc.inversion.seconds if enc.inversion else 0.0))
         assert enc.photo is not None and enc.face_box is not None
         original = enc.photo.pixels
         rect = judge.locate(original, enc.face_box)

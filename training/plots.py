@@ -9,16 +9,12 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-
-def to_uint8(images: Tensor) -> np.ndarray:
-    """(B, 3, S, S) in [-1, 1] -> (B, S, S, 3) uint8."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
-    return x.permute(0, 2, 3, 1).numpy()
+from models.pixels import to_uint8
 
 
 def grid(images: Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:
     """Tile a batch of images into one picture, nrow images per row."""
-    arr = to_uint8(images)
+    arr = to_uint8(images.detach().float().cpu()).numpy()
     b, s = arr.shape[0], arr.shape[1]
     nrow = nrow or math.ceil(math.sqrt(b))
     rows = math.ceil(b / nrow)

@@ -1,12 +1,12 @@
 """The Celery app the workers run: `celery -A worker.celery_app worker -Q edits`.
 
 Built from the settings when this module is imported, which only the workers do: the API's
-Celery runner (`worker.celery_runner`) builds its own client app, and only in Redis mode.
+Celery runner (`worker.service.celery_runner`) builds its own client app, and only in Redis mode.
 """
 
 from __future__ import annotations
 
-from worker.celery_config import make_celery
-from worker.core.settings import get_core_settings
+from worker.service.celery_config import make_celery
+from worker.service.settings import get_core_settings
 
 celery_app = make_celery(get_core_settings())

@@ -7,10 +7,10 @@ from functools import lru_cache
 import torch
 
 from worker.celery_app import celery_app
-from worker.core.engine import Engine
-from worker.core.jobs import run_optimized_edit
-from worker.core.settings import get_core_settings
-from worker.core.store import Store, make_store
+from worker.pipeline.engine import Engine
+from worker.service.optimized import run_optimized_edit
+from worker.service.settings import get_core_settings
+from worker.service.store import Store, make_store
 
 
 @lru_cache

@@ -8,7 +8,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.settings import Settings
-from worker.core.service import Service
+from worker.service.service import Service
 
 
 def get_service(request: Request) -> Service:

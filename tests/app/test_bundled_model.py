@@ -16,6 +16,7 @@ from app.main import create_app
 from app.settings import Settings
 from models import load_checkpoint
 from models.losses import l2
+from models.pixels import from_uint8
 from tests.conftest import wait_for_job
 
 BUNDLED = Path(__file__).resolve().parents[2] / "checkpoints" / "celeba64"
@@ -24,7 +25,7 @@ BUNDLED = Path(__file__).resolve().parents[2] / "checkpoints" / "celeba64"
 def _tensor(data_url_or_png: str | bytes) -> torch.Tensor:
     raw = base64.b64decode(data_url_or_png.split(",", 1)[1]) if isinstance(data_url_or_png, str) else data_url_or_png
     arr = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"), dtype=np.float32)
-    return torch.from_numpy(arr).permute(2, 0, 1)[None] / 127.5 - 1
+    return from_uint8(torch.from_numpy(arr)[None])
 
 
 @pytest.fixture(scope="module")

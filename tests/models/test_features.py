@@ -14,6 +14,7 @@ from PIL import Image
 
 from models import features
 from models.features import FeaturesMissing, SameConv, load_features, weights_path
+from models.pixels import from_uint8
 
 
 def test_the_weights_load_from_the_installed_package_and_stay_frozen() -> None:
@@ -36,7 +37,7 @@ def test_they_are_imagenet_weights_read_right(photos: Path) -> None:
     bn = torch.nn.BatchNorm2d(1280, eps=1e-3).eval()
     bn.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("_bn1.")})
     im = np.asarray(Image.open(photos / "messi5.jpg").convert("RGB").resize((224, 224)), np.float32)
-    x = torch.from_numpy(im).permute(2, 0, 1)[None] / 127.5 - 1
+    x = from_uint8(torch.from_numpy(im)[None])
     with torch.no_grad():
         pooled = F.relu6(bn(head(net(x)[-1]))).mean((2, 3))
         logits = F.linear(pooled, state["_fc.weight"], state["_fc.bias"])

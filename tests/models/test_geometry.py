@@ -9,8 +9,8 @@ import torch
 
 from models import FaceModel, ModelConfig, load_checkpoint, save_checkpoint
 from models.checkpoint import CheckpointError
-from models.editing import RefineOptions, refine_latent
 from models.geometry import CELEBA, FaceGeometry, similarity
+from models.latent_math import RefineOptions, refine_latent
 from models.losses import l2
 from tests.conftest import calibrate_batchnorm
 
@@ -53,11 +53,11 @@ def test_refinement_moves_towards_the_face_and_ignores_masked_pixels() -> None:
     mask[..., :, 32:] = 0  # the right half is padding
     opts = RefineOptions(steps=40, patience=40)
     z, stats = refine_latent(m.G, x, z0, mask, opts)
-    assert stats["steps"] == 40 and stats["l2"] < stats["l2_start"]
+    assert stats.steps == 40 and stats.l2 < stats.l2_start
     assert l2(m.G(z), x, mask).mean() < l2(m.G(z0), x, mask).mean()
     scribbled = x.clone()
     scribbled[..., 32:] = torch.rand_like(scribbled[..., 32:])  # change only what the mask hides
     z2, _ = refine_latent(m.G, scribbled, z0, mask, opts)
     assert torch.allclose(z, z2, atol=1e-5)
     short, st = refine_latent(m.G, x, z0, mask, RefineOptions(steps=500, budget_s=0.0))
-    assert st["steps"] == 1  # the time budget ends it after one step
+    assert st.steps == 1  # the time budget ends it after one step

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from app.api.routes.faces import parse_edits
-from worker.core.errors import ServiceError
-from worker.core.images import decode_image
+from worker.pipeline.errors import ServiceError
+from worker.pipeline.images import decode_image
 
 
 @pytest.fixture(scope="module")

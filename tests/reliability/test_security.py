@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from worker.core.latents import new_id
-from worker.core.store import MemoryStore
+from worker.pipeline.encoded import new_id
+from worker.service.store import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from models.geometry import CELEBA
 from tests.conftest import SHARED, make_celeba
 from training.data import CelebAFormatError, load_celeba
 from training.folders import YOUNG_MAX_AGE, align_folder, load_folders
-from worker.core.faces import align, detect_faces
+from worker.pipeline.faces import align, detect_faces
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from app.schemas import (
     InterpolateResponse,
     Inversion,
 )
-from worker.core.composite import Blend
-from worker.core.editor import Output
-from worker.core.errors import InvalidParameter
-from worker.core.images import data_url, gif_bytes, png_bytes, strip
-from worker.core.service import Service
+from worker.pipeline.composite import Blend
+from worker.pipeline.errors import InvalidParameter
+from worker.pipeline.images import data_url, gif_bytes, png_bytes, strip
+from worker.service.editor import Output
+from worker.service.service import Service
 
 router = APIRouter(tags=["faces"])
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
@@ -65,7 +65,6 @@ def _encode(service: Service, data: bytes, face: int, aligned: bool, refine: boo
     enc = service.faces.encode(data, face=face, aligned=aligned, refine=refine)
     assert enc.aligned is not None
     rec = service.faces.reconstruction(enc)
-    inv = enc.inversion
     return EncodeResponse(
         latent_id=enc.latent_id,
         z=enc.z.tolist(),
@@ -74,13 +73,7 @@ def _encode(service: Service, data: bytes, face: int, aligned: bool, refine: boo
         faces=[list(b) for b in enc.all_faces],
         aligned=data_url(png_bytes(enc.aligned.pixels)),
         reconstruction=data_url(png_bytes(rec)),
-        inversion=Inversion(
-            refined=bool(inv),
-            steps=int(inv.get("steps", 0)),
-            ms=round(1000 * inv.get("seconds", 0.0), 1),
-            l2_encoder=inv.get("l2_start"),
-            l2=inv.get("l2"),
-        ),
+        inversion=Inversion.of(enc),
     )
 
 

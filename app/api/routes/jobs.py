@@ -12,9 +12,9 @@ from fastapi.responses import Response
 
 from app.api.deps import ServiceDep
 from app.schemas import JobAccepted, JobStatus, OptimizedEditRequest
-from worker.core.errors import InvalidParameter
-from worker.core.images import media_type_of
-from worker.core.jobs import OptimizedEdit
+from worker.pipeline.errors import InvalidParameter
+from worker.pipeline.images import media_type_of
+from worker.service.jobs import OptimizedEditParams
 
 router = APIRouter(tags=["jobs"])
 
@@ -45,7 +45,7 @@ JobId = Annotated[str, Path(max_length=64)]
 async def optimized_edit(service: ServiceDep, body: OptimizedEditRequest, request: Request) -> JobAccepted:
     """Queue the optimised edit (Zhu et al. 2016) with the discriminator's realism term;
     with `strokes` and `mask`, the brush edit: the nearest realistic face matching the strokes."""
-    params = OptimizedEdit(
+    params = OptimizedEditParams(
         **body.model_dump(exclude={"strokes", "mask", "edits"}), edits=[(e.attribute, e.strength) for e in body.edits]
     )
     strokes, mask = (

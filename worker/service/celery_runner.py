@@ -1,0 +1,66 @@
+"""The JobRunner that sends job ids to the Celery queue over Redis (the API injects it)."""
+
+from __future__ import annotations
+
+import redis
+from redis.exceptions import LockError
+
+from worker.pipeline.errors import QueueFull, Unavailable
+from worker.service.celery_config import QUEUE, make_celery
+from worker.service.settings import CoreSettings
+from worker.service.store import no_retry_on_timeout
+
+SUBMIT_LOCK = "edits:submit-lock"
+
+
+class CeleryRunner:
+    """Sends the job id to the Celery queue; refuses with 429 when the queue is full."""
+
+    def __init__(self, settings: CoreSettings) -> None:
+        assert settings.redis_url
+        self.settings, self.queue = settings, QUEUE
+        self.celery = make_celery(settings)
+        # Short timeouts, no retry of a timeout: /ready must answer within a second on a frozen Redis.
+        self.redis = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=0.4, socket_timeout=0.4, retry=no_retry_on_timeout()
+        )
+
+    def submit(self, job_id: str) -> None:
+        """Count and send under one Redis lock, so that concurrent submits (threads, API replicas)
+        cannot all see room for one more and pass the cap together. The lock expires by itself
+        (a submitter that dies holding it blocks the others for at most 5 s)."""
+        try:
+            with self.redis.lock(SUBMIT_LOCK, timeout=5, sleep=0.01, blocking_timeout=3):
+                waiting = int(self.redis.llen(self.queue))
+                if waiting >= self.settings.max_queue:
+                    raise QueueFull(
+                        f"{waiting} jobs are waiting; the limit is {self.settings.max_queue}. Try again later."
+                    )
+                # Returns once the message is in the list (kombu's Redis transport pushes synchronously).
+                self.celery.send_task("faceedit.optimized_edit", args=[job_id], queue=self.queue, retry=False)
+        except LockError as e:  # not acquired within 3 s: Redis is too slow to answer
+            raise Unavailable("the job queue (Redis) is busy; try again shortly") from e
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+            raise Unavailable("the job queue (Redis) is unreachable; try again shortly") from e
+
+    def requeue(self, job_id: str) -> None:
+        try:
+            self.celery.send_task("faceedit.optimized_edit", args=[job_id], queue=self.queue, retry=False)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+            raise Unavailable("the job queue (Redis) is unreachable; try again shortly") from e
+
+    def depth(self) -> int | None:
+        """Jobs waiting in the Redis queue (those a worker holds are not counted); None if unreachable."""
+        try:
+            return int(self.redis.llen(self.queue))
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return None
+
+    def reachable(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+
+    def close(self) -> None:
+        self.redis.close()

@@ -1,0 +1,66 @@
+"""The service as the API sees it: one object, assembled once, that the routes ask.
+
+Its parts each do one job: `faces` (uploads inverted and stored, faces loaded, new ones
+generated), `editor` (attribute edits, interpolation, the attribute list), `custom` (custom
+attributes from example photos) and `jobs` (optimised edits queued and followed). Where jobs
+run (Celery over Redis or the in-process pool) is injected as the `runner`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.pipeline.engine import Engine
+from worker.service.budget import PhotoBudget, give_freed_photos_back
+from worker.service.cache import FaceCache
+from worker.service.custom import CustomAttributes
+from worker.service.editor import Editor
+from worker.service.library import FaceLibrary
+from worker.service.optimized import OptimizedEditJobs
+from worker.service.runner import JobRunner
+from worker.service.settings import CoreSettings
+from worker.service.store import Store
+
+
+@dataclass
+class Service:
+    faces: FaceLibrary
+    editor: Editor
+    custom: CustomAttributes
+    jobs: OptimizedEditJobs
+    engine: Engine
+    store: Store
+    runner: JobRunner
+
+    @classmethod
+    def assemble(cls, engine: Engine, store: Store, runner: JobRunner, settings: CoreSettings) -> Service:
+        # Whole photos are the memory-heavy part of a request: bytes in flight are bounded.
+        give_freed_photos_back()
+        budget = PhotoBudget(settings.photo_memory_bytes, settings.photo_wait_s)
+        faces = FaceLibrary(engine, store, settings, budget, FaceCache(settings.face_cache_bytes))
+        custom = CustomAttributes(engine, store, faces, settings)
+        editor = Editor(engine, faces, custom, settings)
+        return cls(
+            faces, editor, custom, OptimizedEditJobs(engine, store, runner, editor, settings), engine, store, runner
+        )
+
+    @property
+    def image_size(self) -> int:
+        return self.engine.image_size
+
+    def reachable(self) -> bool:
+        """The store and the job queue answer (always, in embedded mode)."""
+        return self.runner.reachable() and self.store.ping()
+
+    def queue_depth(self) -> int | None:
+        """Jobs waiting; None when the queue cannot be asked (Redis down)."""
+        return self.runner.depth()
+
+    def store_bytes(self) -> int | None:
+        """Bytes held by the in-memory store; None for Redis (its own INFO says)."""
+        size = getattr(self.store, "size", None)
+        return int(size) if size is not None else None
+
+    def close(self) -> None:
+        self.runner.close()
+        self.engine.close()
