@@ -24,13 +24,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH FACEEDIT_CHECKPOINT=/srv/checkpoints/celeba64
 WORKDIR /srv
 RUN useradd --uid 10001 --no-create-home faceedit && python3 -m venv /opt/venv
-RUN pip install torch==2.13.0 ${TORCH_PIP_ARGS}
+# the versions the tests passed with (constraints.txt; torch==2.13.0 there matches the +cpu build)
+COPY constraints.txt ./
+RUN pip install -c constraints.txt torch==2.13.0 ${TORCH_PIP_ARGS}
 COPY pyproject.toml ./
 COPY models models
 COPY training training
 COPY app app
 COPY worker worker
-RUN pip install .
+RUN pip install -c constraints.txt .
 COPY checkpoints checkpoints
 USER faceedit
 
@@ -46,7 +48,7 @@ CMD ["celery", "-A", "worker.celery_app", "worker", "-Q", "edits", "--loglevel=I
 # Celery's dashboard; refuses to start without FLOWER_BASIC_AUTH (worker/flower.py)
 FROM cpu-base AS flower
 USER root
-RUN pip install ".[flower]"
+RUN pip install -c constraints.txt ".[flower]"
 USER faceedit
 EXPOSE 5555
 CMD ["python", "-m", "worker.flower", "--port=5555"]
@@ -58,13 +60,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH FACEEDIT_CHECKPOINT=/srv/checkpoints/celeba64 FACEEDIT_DEVICE=cuda
 WORKDIR /srv
 RUN useradd --uid 10001 --no-create-home faceedit && python3 -m venv /opt/venv
-RUN pip install torch==2.13.0
+COPY constraints.txt ./
+RUN pip install -c constraints.txt torch==2.13.0
 COPY pyproject.toml ./
 COPY models models
 COPY training training
 COPY app app
 COPY worker worker
-RUN pip install .
+RUN pip install -c constraints.txt .
 COPY checkpoints checkpoints
 USER faceedit
 CMD ["celery", "-A", "worker.celery_app", "worker", "-Q", "edits", "--loglevel=INFO", "--concurrency=1"]

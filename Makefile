@@ -8,10 +8,12 @@ PORT ?= 8000
 
 .PHONY: install serve test system-deps bench load worker
 
-$(VENV)/.installed: pyproject.toml
+# Every install takes the versions the tests passed with (constraints.txt), so a fresh machine
+# runs what was tested.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -3,7 +3,7 @@ and the service starts on the bundled model, answers /ready and encodes a real p
 
 The running interpreter is tried as it is. Another one (python3.12 on PATH or in pyenv, say) gets a virtual
 environment of its own under FACEEDIT_PYTHONS_CACHE (default ~/.cache/faceedit/pythons), made
-once per list of dependencies (PyPI's torch for 3.12+ is the CUDA build: a few GB, once) and given this
+once per list of dependencies and constraints.txt (PyPI's torch for 3.12+ is the CUDA build: a few GB, once) and given this
 checkout with `pip install --no-deps .` on every run. A Python the machine lacks is skipped, by name.
 """
 
@@ -46,14 +46,16 @@ def _environment(version: str, python: str) -> str:
     if python == sys.executable:
         return python
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    key = hashlib.sha256(json.dumps(project["dependencies"]).encode()).hexdigest()[:12]
+    pins = (ROOT / "constraints.txt").read_text()
+    key = hashlib.sha256(json.dumps([project["dependencies"], pins]).encode()).hexdigest()[:12]
     cache = Path(os.environ.get("FACEEDIT_PYTHONS_CACHE", Path.home() / ".cache" / "faceedit" / "pythons"))
     venv = cache / f"py{version}-{key}"
     bin_python = str(venv / "bin" / "python")
     if not (venv / ".installed").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
-        subprocess.run([bin_python, "-m", "pip", "install", "-q", str(ROOT)], check=True, timeout=3600)
+        pip = [bin_python, "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"), str(ROOT)]
+        subprocess.run(pip, check=True, timeout=3600)
         (venv / ".installed").touch()
     subprocess.run([bin_python, "-m", "pip", "install", "-q", "--no-deps", str(ROOT)], check=True, timeout=600)
     return bin_python
