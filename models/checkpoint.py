@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from models.editnet import HEAD_GEOMETRY, EditNet, EditorConfig, EditorDiscriminator
 from models.edits import Calibration, Direction
 from models.geometry import CELEBA, FaceGeometry
 from models.networks import (
@@ -29,6 +30,7 @@ from models.networks import (
 from models.projected import CondGenerator, FeatureEncoder, ProjectedDiscriminator
 
 FORMAT_VERSION = 1
+M = TypeVar("M", bound=nn.Module)
 
 
 def build_generator(cfg: ModelConfig) -> Generator | CondGenerator:
@@ -310,3 +312,105 @@ __all__ = [
     "read_config",
     "save_checkpoint",
 ]
+
+
+# --- the image-to-image editor (models/editnet.py): same folder format, family "editnet" ----------
+
+
+@dataclass
+class EditorModel:
+    """The editor (its EMA copy) and optionally its discriminator, with what it was trained on."""
+
+    cfg: EditorConfig
+    G: EditNet
+    D: EditorDiscriminator | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # training, guides, metrics, calibration
+    geometry: FaceGeometry = HEAD_GEOMETRY
+
+    @property
+    def attribute_names(self) -> list[str]:
+        return list(self.cfg.attributes)
+
+    def to(self, device: torch.device | str) -> EditorModel:
+        for m in (self.G, self.D):
+            if m is not None:
+                m.to(device)
+        return self
+
+    def eval(self) -> EditorModel:
+        for m in (self.G, self.D):
+            if m is not None:
+                m.eval().requires_grad_(False)
+        return self
+
+
+def family_of(path: str | Path) -> str:
+    """The family a checkpoint folder holds ("editnet", "dcgan", "cgan", ...)."""
+    raw = read_config(path).get("model")
+    return str(raw.get("family", "dcgan")) if isinstance(raw, dict) else "dcgan"
+
+
+def save_editor(path: str | Path, model: EditorModel, half: bool = False) -> Path:
+    """The editor's folder: model.safetensors (`G.*`, `D.*`) + config.json."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    parts = {p: m for p, m in (("G", model.G), ("D", model.D)) if m is not None}
+    tensors = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+        for p, m in parts.items()
+        for k, v in _prefixed(p, m).items()
+    }
+    config = {
+        "format_version": FORMAT_VERSION,
+        "model": {**asdict(model.cfg), "attributes": list(model.cfg.attributes)},
+        "parts": list(parts),
+        "attribute_names": model.attribute_names,
+        "face_geometry": model.geometry.to_json(),
+        **model.meta,
+    }
+    tmp = path / (WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(path / WEIGHTS)
+    (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def load_editor(
+    path: str | Path, device: torch.device | str = "cpu", parts: tuple[str, ...] = ("G", "D")
+) -> EditorModel:
+    """Rebuild an EditorModel from its folder, in eval mode, fp32; any mismatch is a CheckpointError."""
+    path = Path(path)
+    config = read_config(path)
+    raw = config.get("model")
+    known = {f.name for f in fields(EditorConfig)}
+    if not isinstance(raw, dict) or raw.get("family") != "editnet" or set(raw) - known:
+        raise CheckpointError(f"{path}: not an editor checkpoint (model.family 'editnet', keys from {sorted(known)})")
+    try:
+        cfg = EditorConfig(**{**raw, "attributes": tuple(raw.get("attributes", ()))})
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: config 'model' is invalid: {e}") from e
+    try:
+        tensors = load_file(str(path / WEIGHTS), device="cpu")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no {WEIGHTS}") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path / WEIGHTS}: not a valid safetensors file ({e})") from e
+
+    def part(prefix: str, module: M) -> M:
+        state = {k[len(prefix) + 1 :]: v.float() for k, v in tensors.items() if k.startswith(prefix + ".")}
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: weights of {prefix} do not match config: {e}") from e
+        return module
+
+    model = EditorModel(cfg, part("G", EditNet(cfg)))
+    if "D" in parts and "D" in config.get("parts", []):
+        model.D = part("D", EditorDiscriminator(cfg))
+    try:
+        model.geometry = FaceGeometry.from_json(config["face_geometry"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: face_geometry is missing or invalid: {e}") from e
+    own = ("format_version", "model", "parts", "attribute_names", "face_geometry")
+    model.meta = {k: v for k, v in config.items() if k not in own}
+    return model.to(device).eval()

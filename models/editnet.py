@@ -6,11 +6,14 @@ attribute *difference* vector d (STGAN: +1 add, -1 remove, 0 keep; strength scal
 and concatenated at every scale, and skip connections from the encoder on the coarse scales.
 Its last layer draws a colour c and a mask m, and the answer is the input where m is 0:
 
-    out = x + m * (c - x),   m = clamp(1.1 * sigmoid(l) - 0.05, 0, 1)
+    out = x + g * m * (c - x),   m = clamp(1.1 * sigmoid(l) - 0.05, 0, 1),   g = min(1, max_k |d_k|)
 
-(GANimation's attention, SaGAN's spatial mask). The mask reaches exactly 0, so what an edit does
-not touch stays the input pixel for pixel, and the mask says where the edit acted: the service
-pastes by it and chooses the crop from it.
+(GANimation's attention, SaGAN's spatial mask). The mask reaches exactly 0 (its gradient passes
+the clamp straight through, so a closed mask can open again), so what an edit does not touch
+stays the input pixel for pixel, and the mask says where the edit acted: the service
+pastes by it and chooses the crop from it. The gate g makes strength 0 the input itself and a
+strength below 1 a partial blend; reconstruction (AttGAN's L1 at a zero difference) is asked
+of the colour c, so the decoder still learns to draw the face it was given.
 
 Model code imports only torch; the checkpoint is `model.safetensors` (`G.*`, the EMA editor,
 optionally `D.*`) + `config.json` with family "editnet" (models/checkpoint.py reads the format).
@@ -106,11 +109,13 @@ class EditNet(nn.Module):
         self.head = nn.Sequential(
             nn.ConvTranspose2d(last, ch[0], 4, 2, 1), nn.ReLU(True), nn.Conv2d(ch[0] + k, 4, 3, 1, 1)
         )
-        # start near the identity (m = 0.08), yet above the mask's dead zone (l < -3), where no
-        # gradient could open it again
-        nn.init.constant_(self.head[-1].bias[3], -2.0)
+        out_conv = self.head[2]
+        assert isinstance(out_conv, nn.Conv2d) and out_conv.bias is not None
+        nn.init.constant_(out_conv.bias[3], -2.0)  # start near the identity (m = 0.08)
 
-    def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+    def draw(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        """The colour c (B, 3, S, S) in [-1, 1] and the mask m (B, 1, S, S) the network draws for d,
+        before the strength gate."""
         n = self.cfg.depth
         feats = []
         h = x
@@ -125,8 +130,16 @@ class EditNet(nn.Module):
             h = torch.cat([h, feats[0]], 1)
         h = self.head[1](self.head[0](_tile(d, h)))
         out = self.head[2](_tile(d, h))
-        color = torch.tanh(out[:, :3])
-        mask = (1.1 * torch.sigmoid(out[:, 3:]) - 0.05).clamp(0, 1)
+        soft = 1.1 * torch.sigmoid(out[:, 3:]) - 0.05
+        # exactly 0 (and 1) where clamped, but the gradient is the sigmoid's everywhere (straight
+        # through): a mask that closed early can still be opened by the guides
+        return torch.tanh(out[:, :3]), soft + (soft.clamp(0, 1) - soft).detach()
+
+    def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        """The edit and its mask. The mask is gated by the strength, min(1, max_k |d_k|): no
+        difference is the input itself, and a strength below 1 blends the edit in part."""
+        color, mask = self.draw(x, d)
+        mask = mask * d.abs().amax(1).clamp(max=1).to(mask.dtype)[:, None, None, None]
         return x + mask * (color - x), mask
 
     def edit(self, x: Tensor, d: Tensor) -> Tensor:
@@ -168,11 +181,9 @@ def flops_per_image(cfg: EditorConfig) -> float:
 
     def count(m: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> None:
         nonlocal total
-        w = m.weight  # type: ignore[union-attr]
-        if isinstance(m, nn.ConvTranspose2d):
-            total += 2 * inp[0].shape[2] * inp[0].shape[3] * w.numel()
-        else:
-            total += 2 * out.shape[2] * out.shape[3] * w.numel()
+        weights = sum(p.numel() for name, p in m.named_parameters(recurse=False) if name == "weight")
+        at = inp[0] if isinstance(m, nn.ConvTranspose2d) else out  # each weight is used once per input pixel
+        total += 2 * at.shape[2] * at.shape[3] * weights
 
     for m in net.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):

@@ -47,9 +47,10 @@ class Guides(nn.Module):
 
     @property
     def net(self) -> EfficientNetLite0:
-        if self._net[0] is None:
-            self._net[0] = load_features()
-        return self._net[0]
+        net = self._net[0]
+        if net is None:
+            net = self._net[0] = load_features()
+        return net
 
     def features(self, x: Tensor) -> list[Tensor]:
         if x.shape[-1] != self.cfg.image_size:

@@ -1,4 +1,5 @@
-"""Command line: `python -m training {gan,vae,vaegan,bigan,encoder,attributes,classifier,evaluate,bench} ...`.
+"""Command line: `python -m training COMMAND ...` (`--help` lists them: the generative families,
+encoder, attributes, classifier, guides, editor, editor-curve, evaluate, bench, curve, pack).
 
 Each command's options are one frozen dataclass; its fields become the flags, so the
 options written into a run folder are exactly what ran. `--dry-run` prints and exits.
@@ -33,8 +34,11 @@ def _register() -> None:
     from training.bench import BenchOptions, run_bench
     from training.classifier import ClassifierOptions, train_classifier
     from training.curve import CurveOptions, quality_curve
+    from training.editnet import EditorOptions, train_editor
+    from training.editor_curve import EditorCurveOptions, editor_curve
     from training.encoder import EncoderOptions, train_encoder
     from training.evaluate import EvaluateOptions, evaluate
+    from training.guides import GuideOptions, fit_guides
     from training.pack import PackOptions, pack_sets
 
     COMMANDS.update(
@@ -42,6 +46,9 @@ def _register() -> None:
             "encoder": (EncoderOptions, train_encoder, "train an encoder E against a frozen G"),
             "attributes": (AttributeOptions, compute_attributes, "one latent direction per attribute"),
             "classifier": (ClassifierOptions, train_classifier, "attribute classifier used by evaluate"),
+            "guides": (GuideOptions, fit_guides, "the image-to-image editor's frozen attribute guides"),
+            "editor": (EditorOptions, train_editor, "train the image-to-image editor (resumable run folder)"),
+            "editor-curve": (EditorCurveOptions, editor_curve, "reach against identity: editor snapshots vs a DCGAN"),
             "evaluate": (EvaluateOptions, evaluate, "reconstruction and edit-quality report"),
             "bench": (BenchOptions, run_bench, "training throughput against a reference step"),
             "curve": (CurveOptions, quality_curve, "sample quality (FD in frozen features) over CPU minutes of runs"),

@@ -22,7 +22,7 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
-from models.geometry import CELEBA
+from models.geometry import CELEBA, FaceGeometry
 from models.pixels import from_uint8
 
 ATTR_FILE = "list_attr_celeba.txt"
@@ -92,23 +92,27 @@ def read_labels(path: Path) -> dict[str, int]:
     return out
 
 
-def crop_box(width: int, height: int) -> tuple[float, float, float, float]:
-    """CROP_BOX scaled to an image of this size (full or half resolution)."""
+Box = tuple[float, float, float, float]
+
+
+def crop_box(width: int, height: int, box: Box = CROP_BOX) -> Box:
+    """`box` (full-resolution pixels; CROP_BOX by default) scaled to an image of this size (full or
+    half resolution)."""
     sx, sy = width / FULL_SIZE[0], height / FULL_SIZE[1]
-    x0, y0, x1, y1 = CROP_BOX
+    x0, y0, x1, y1 = box
     return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
 
 
-def load_face(path: Path, size: int) -> np.ndarray:
-    """Decode one aligned CelebA image and crop + resize it to (size, size, 3) uint8."""
+def load_face(path: Path, size: int, box: Box = CROP_BOX) -> np.ndarray:
+    """Decode one aligned CelebA image and crop (`box`) + resize it to (size, size, 3) uint8."""
     with Image.open(path) as im:
-        face = im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, box=crop_box(*im.size))
+        face = im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, box=crop_box(*im.size, box))
     return np.array(face, dtype=np.uint8)
 
 
-def _load_many(args: tuple[list[Path], int]) -> np.ndarray:
-    paths, size = args
-    return np.stack([load_face(p, size) for p in paths])
+def _load_many(args: tuple[list[Path], int, Box]) -> np.ndarray:
+    paths, size, box = args
+    return np.stack([load_face(p, size, box) for p in paths])
 
 
 EVALUATED = 256  # held-out faces `evaluate` judges: the first of the split (whole photos use fewer)
@@ -186,8 +190,10 @@ def load_celeba(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     workers: int = 2,
+    geometry: FaceGeometry = CELEBA,
 ) -> CelebA:
-    """Read a CelebA-layout folder, decode (or reuse the cached) faces, split by identity."""
+    """Read a CelebA-layout folder, decode (or reuse the cached) faces cropped to `geometry`'s
+    box, split by identity."""
     root = Path(root)
     if not (root / IMAGE_DIR).is_dir():
         raise CelebAFormatError(f"{root}: no {IMAGE_DIR}/ folder (expected the CelebA layout)")
@@ -205,7 +211,8 @@ def load_celeba(
         if all(f in ids for f in table.files):
             identities = np.array([ids[f] for f in table.files], dtype=np.int64)
 
-    images = _cached_images(root, paths, image_size, Path(cache_dir) if cache_dir else None, workers)
+    box = geometry.crop_box
+    images = _cached_images(root, paths, image_size, Path(cache_dir) if cache_dir else None, workers, box)
     train_idx, val_idx = split(len(paths), identities, val_fraction, seed)
     return CelebA(root, images, table, identities, train_idx, val_idx)
 
@@ -226,8 +233,10 @@ def split(
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def _cached_images(root: Path, paths: list[Path], size: int, cache_dir: Path | None, workers: int) -> np.ndarray:
-    key = json.dumps([CACHE_VERSION, str(root.resolve()), len(paths), paths[0].name, paths[-1].name, size, CROP_BOX])
+def _cached_images(
+    root: Path, paths: list[Path], size: int, cache_dir: Path | None, workers: int, box: Box = CROP_BOX
+) -> np.ndarray:
+    key = json.dumps([CACHE_VERSION, str(root.resolve()), len(paths), paths[0].name, paths[-1].name, size, list(box)])
     cache_dir = cache_dir or Path.home() / ".cache" / "faceedit"
     cache = cache_dir / f"celeba-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
     if cache.is_file():
@@ -237,12 +246,12 @@ def _cached_images(root: Path, paths: list[Path], size: int, cache_dir: Path | N
     with tqdm(total=len(paths), desc="decoding faces", unit="img") as bar:
         if workers > 1 and len(chunks) > 1:
             with ProcessPoolExecutor(workers) as pool:
-                for arr in pool.map(_load_many, [(c, size) for c in chunks]):
+                for arr in pool.map(_load_many, [(c, size, box) for c in chunks]):
                     out.append(arr)
                     bar.update(len(arr))
         else:
             for c in chunks:
-                out.append(_load_many((c, size)))
+                out.append(_load_many((c, size, box)))
                 bar.update(len(c))
     images = np.concatenate(out)
     cache_dir.mkdir(parents=True, exist_ok=True)

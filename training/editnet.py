@@ -2,13 +2,14 @@
 
 Each step takes a batch of aligned faces x with their labels y (K attributes) and draws a target
 t: each attribute flipped with probability `flips / K`, at least one per face, hair colours kept
-exclusive (AttGAN). The editor is asked for two things in one forward pass of 2B rows:
+exclusive (AttGAN). The editor is asked for two things in one forward pass of 1.25 B rows:
 
 - the edit, x_e = G(x, t - y): the frozen guides (models/guides.py), on an augmented copy, must
   see t on every attribute (classification, STGAN's difference conditioning); the discriminator
   must find it real (non-saturating, DiffAugment, lazy R1); its mask must be small and in one
   piece (area + total variation);
-- nothing, x_r = G(x, 0): L1 to x (reconstruction, AttGAN's weight 100).
+- for a quarter of the faces, the colour it draws for no difference: L1 to x (AttGAN's
+  reconstruction; the output itself is x there by construction, models/editnet.py).
 
 The run folder is resumable (`--resume`: weights, EMA, optimisers, step, history, seconds in
 `resume.safetensors`); every `snapshot_kimg` it writes a sample sheet (faces, their
@@ -62,11 +63,11 @@ class EditorOptions(DataOptions):
     lr: float = 2e-4
     kimg: float = 1000.0
     minutes: float | None = None  # wall-clock limit of this invocation (a snapshot is written first)
-    rec: float = 100.0
-    cls: float = 1.0
+    rec: float = 10.0
+    cls: float = 2.0
     adv: float = 1.0
-    mask: float = 2.0
-    tv: float = 2.0
+    mask: float = 0.5
+    tv: float = 0.5
     r1: float = 1.0  # gamma of the lazy R1 penalty on real faces, every 4 D steps
     flips: float = 1.5  # attributes flipped per edited face, in expectation
     ema_kimg: float = 10.0  # half-life of the EMA editor, in thousands of images
@@ -120,7 +121,7 @@ class EditorTraining:
         self.D = EditorDiscriminator(self.cfg).to(device)
         if opts.channels_last:
             for m in (self.G, self.G_ema, self.D):
-                m.to(memory_format=torch.channels_last)
+                m.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.guides: Guides = load_guides(opts.guides, device)
         missing = [a for a in opts.attributes if a not in self.guides.cfg.attributes]
         if missing:
@@ -142,16 +143,17 @@ class EditorTraining:
 
     def train_step(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> dict[str, float]:
         o, b = self.opts, len(x)
-        d = torch.cat([t - y, torch.zeros_like(y)])
-        # --- G: the edit satisfies the guides and D with a small mask; no edit gives x back
+        r = max(1, b // 4)  # the faces that also reconstruct
+        # --- G: the edit satisfies the guides and D with a small mask; no edit draws x back
         self.D.requires_grad_(False)
         with self.amp:
-            out, mask = self.G(torch.cat([x, x]), d)
-            edit, rec = out[:b], out[b:]
+            color, raw = self.G.draw(torch.cat([x, x[:r]]), torch.cat([t - y, torch.zeros_like(y[:r])]))
+            mask = raw[:b]  # |t - y| is 1 somewhere in every row: the gate is open
+            edit = x + mask * (color[:b] - x)
             cls = classification_loss(self.guide_logits(edit), t, known)
             adv = F.softplus(-self.D(diff_augment(edit)).float()).mean()
-        rec_l1 = (rec.float() - x).abs().mean()
-        area, tv = mask_terms(mask[:b].float())
+        rec_l1 = (color[b:].float() - x[:r]).abs().mean()
+        area, tv = mask_terms(mask.float())
         loss_g = o.rec * rec_l1 + o.cls * cls + o.adv * adv + o.mask * area.mean() + o.tv * tv.mean()
         self.optims["G"].zero_grad(set_to_none=True)
         loss_g.backward()
@@ -178,7 +180,7 @@ class EditorTraining:
         self.step += 1
         return {
             "D": loss_d.item(), "G_adv": adv.item(), "cls": cls.item(), "rec": rec_l1.item(),
-            "mask": area.mean().item(), "mask_rec": mask[b:].float().mean().item(),
+            "mask": area.mean().item(),
         }  # fmt: skip
 
     # --- the run folder --------------------------------------------------------------
@@ -216,12 +218,12 @@ class EditorTraining:
         return out.eval()
 
 
-def sample_sheet(G: nn.Module, x: Tensor, y: Tensor, names: tuple[str, ...], shown: tuple[str, ...]) -> Tensor:
-    """Rows of faces: the face, its reconstruction, each `shown` attribute pushed to the other
-    side of its label, and the first edit's mask (white = edited)."""
+def sample_sheet(G: EditNet, x: Tensor, y: Tensor, names: tuple[str, ...], shown: tuple[str, ...]) -> Tensor:
+    """Rows of faces: the face, what the editor draws for no difference (its reconstruction), each
+    `shown` attribute pushed to the other side of its label, and the first edit's mask (white = edited)."""
     cols = [x]
     with torch.no_grad():
-        cols.append(G(x, torch.zeros_like(y))[0])
+        cols.append(G.draw(x, torch.zeros_like(y))[0])
         mask = None
         for a in shown:
             k = names.index(a)
@@ -303,9 +305,10 @@ def snapshot(
     opts = tr.opts
     kimg = tr.step * opts.batch / 1000
     names = tuple(opts.attributes)
-    save_grid(sample_sheet(tr.G_ema, val_x, val_y, names, shown), run / f"samples-{tr.step:06d}.png", nrow=3 + len(shown))
-    save_loss_plot(history, list(range(1, len(next(iter(history.values()))) + 1)), run / "loss.png",
-                   f"editor losses ({run.name})")  # fmt: skip
+    sheet = sample_sheet(tr.G_ema, val_x, val_y, names, shown)
+    save_grid(sheet, run / f"samples-{tr.step:06d}.png", nrow=3 + len(shown))
+    steps = list(range(1, len(next(iter(history.values()))) + 1))
+    save_loss_plot(history, steps, run / "loss.png", f"editor losses ({run.name})")
     cpu_s = seconds * (torch.get_num_threads() if tr.device.type == "cpu" else 1)
     meta = {
         "training": {

@@ -69,11 +69,12 @@ class DataOptions:
     folders: tuple[Path, ...] = ()
     align: bool = False
 
-    def load_data(self, image_size: int) -> CelebA:
+    def load_data(self, image_size: int, geometry: FaceGeometry = CELEBA) -> CelebA:
         if self.folders or self.align or not (Path(self.data) / IMAGE_DIR).is_dir():
             return load_folders([Path(self.data), *self.folders], image_size, self.max_images,
-                                self.val_fraction, self.seed, self.cache_dir)  # fmt: skip
-        return load_celeba(self.data, image_size, self.max_images, self.val_fraction, self.seed, self.cache_dir)
+                                self.val_fraction, self.seed, self.cache_dir, geometry)  # fmt: skip
+        return load_celeba(self.data, image_size, self.max_images, self.val_fraction, self.seed, self.cache_dir,
+                           geometry=geometry)  # fmt: skip
 
 
 @dataclass
@@ -360,10 +361,11 @@ def load_folders(
     val_fraction: float = 0.1,
     seed: int = 0,
     cache_dir: Path | None = None,
+    geometry: FaceGeometry = CELEBA,
 ) -> CelebA:
     """Aligned, combined folders as training data. Each folder is split on its own (by person
     where it has identities), so a folder's held-out faces are the same with or without the others."""
-    sets = [align_folder(r, size, cache_dir=cache_dir, max_images=max_images) for r in roots]
+    sets = [align_folder(r, size, geometry, cache_dir=cache_dir, max_images=max_images) for r in roots]
     both = combine(sets)
     train, val, start = [], [], 0
     for s in sets:

@@ -83,10 +83,9 @@ def fit_guides(opts: GuideOptions, data: CelebA | None = None) -> Path:
     truth = signed[torch.from_numpy(data.val_idx)]
     known = truth != 0
     correct = (pred == (truth > 0)) & known
-    accuracy = {
-        member: {a: float(correct[m, :, k].sum() / known[:, k].sum().clamp_min(1)) for k, a in enumerate(opts.attributes)}
-        for m, member in enumerate(("linear", "mlp"))
-    }
+    share = correct.sum(1) / known.sum(0).clamp_min(1)  # (2, K)
+    accuracy = {member: dict(zip(opts.attributes, share[m].tolist(), strict=True))
+                for m, member in enumerate(("linear", "mlp"))}  # fmt: skip
     meta = {"options": jsonable(opts), "held_out_accuracy": accuracy, "held_out_faces": int(len(data.val_idx))}
     out = save_guides(opts.out, guides, meta)
     print({m: {a: round(v, 3) for a, v in acc.items()} for m, acc in accuracy.items()})

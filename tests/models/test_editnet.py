@@ -49,6 +49,17 @@ def test_where_the_mask_is_zero_the_answer_is_the_input_bit_for_bit() -> None:
     assert torch.equal(out, x)
 
 
+def test_strength_zero_is_the_input_and_a_smaller_strength_a_smaller_mask() -> None:
+    torch.manual_seed(0)
+    net = EditNet(TINY)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    d = torch.tensor([[1.0, 0, 0], [0, 0, -1.0]])
+    with torch.no_grad():
+        assert torch.equal(net(x, torch.zeros(2, 3))[0], x)
+        full, half = net(x, d)[1], net(x, d / 2)[1]
+    assert float(full.mean()) > 0 and float(half.mean()) < float(full.mean())
+
+
 def test_the_64px_editor_costs_at_most_2_gflop_per_face() -> None:
     # the slider's budget on the CPU (issue: the editor's forward pass at 64 px <= 2 GFLOP)
     assert flops_per_image(EditorConfig()) <= 2e9

@@ -1,0 +1,256 @@
+"""`python -m training editor-curve`: reach against identity on held-out faces, the editor's
+snapshots and the latent route (a DCGAN checkpoint) judged alike.
+
+Each held-out face is CelebA's aligned photo (people the runs did not train on). A model edits
+its own crop of it (the editor: the head; the DCGAN: its face crop, inverted and refined as the
+service does) towards the other side of what the judge sees, and the change is pasted back into
+the photo as the service pastes: photo + the upsampled change. The photo is then judged like
+any answer: the attribute by the judge (training/classifier.py, trained from scratch on the
+DCGAN's crop; neither model trained against it) on the photo's face crop, the person by dlib
+(training/identity.py) on the photo at 3x. So both routes are measured by one yardstick, on the
+same faces, at several strengths; and the editor over its snapshots against the CPU time they
+cost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.checkpoint import EditorModel, load_checkpoint, load_editor
+from models.geometry import CELEBA, FaceGeometry
+from training.calibration import applied_edit
+from training.classifier import load_classifier
+from training.data import CelebA, crop_box, to_model_input
+from training.evaluate import TARGET_ATTRIBUTES
+from training.folders import DataOptions
+from training.identity import SAME_PERSON, IdentityJudge
+from training.plots import to_uint8
+from training.runs import jsonable
+
+
+@dataclass(frozen=True, kw_only=True)
+class EditorCurveOptions(DataOptions):
+    classifier: Path  # the judge
+    out: Path = Path("editor-curve.json")
+    run: Path | None = None  # an editor run folder: its snapshots (every `every`-th) and checkpoint
+    every: int = 1
+    dcgan: Path | None = None  # the latent route's checkpoint, judged on the same faces
+    attributes: tuple[str, ...] = TARGET_ATTRIBUTES
+    strengths: tuple[float, ...] = (1.0,)
+    faces: int = 100
+    refine_steps: int = 60
+
+    def __post_init__(self) -> None:
+        if self.run is None and self.dcgan is None:
+            raise ValueError("give --run (an editor run) and/or --dcgan (a latent-route checkpoint)")
+        if self.faces < 1 or self.every < 1 or not self.strengths:
+            raise ValueError("need faces >= 1, every >= 1 and at least one strength")
+
+
+def paste_change(photo: np.ndarray, box: tuple[float, ...], before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """photo (H, W, 3) uint8 + (after - before), crops (S, S, 3) uint8 of `box` (x0, y0, x1, y1),
+    resized onto the box: what the service's paste does with a model's change."""
+    x0, y0, x1, y1 = box
+    s = before.shape[0]
+    h, w = photo.shape[:2]
+    change = after.astype(np.float32) - before.astype(np.float32)
+    # the crop's pixel grid onto the photo's: photo pixel (u, v) reads crop (u - x0) * s / (x1 - x0)
+    m = np.array([[s / (x1 - x0), 0, -x0 * s / (x1 - x0)], [0, s / (y1 - y0), -y0 * s / (y1 - y0)]])
+    warped = cv2.warpAffine(change, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
+    return np.clip(photo.astype(np.float32) + warped, 0, 255).round().astype(np.uint8)
+
+
+class Yardstick:
+    """The judge and dlib on held-out photos: each photo's face crop, judged view and descriptor."""
+
+    def __init__(self, data: CelebA, idx: np.ndarray, classifier: Path, attributes: tuple[str, ...]) -> None:
+        self.clf, meta = load_classifier(classifier)
+        names = list(meta["names"])  # type: ignore[call-overload]
+        self.cols = [names.index(a) for a in attributes]
+        self.judge = IdentityJudge()
+        self.photos = [np.asarray(_open(data.photo_path(i))) for i in idx]
+        self.rects, self.refs = [], []
+        for p in tqdm(self.photos, desc="reference faces", unit="photo"):
+            big = _big(p)
+            rect = self.judge.locate(big, (0, 0, big.shape[1], big.shape[0]))
+            self.rects.append(rect)
+            self.refs.append(self.judge.descriptor(big, rect))
+        self.before = self.seen(self.photos)  # (N, A) bool
+
+    def seen(self, photos: list[np.ndarray]) -> np.ndarray:
+        """The judge's view (N, A) of the attributes on each photo's face crop (CelebA's box, 64 px)."""
+        crops = np.stack([_crop(p, CELEBA, 64) for p in photos])
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+        with torch.no_grad():
+            return (self.clf(x) > 0).numpy()[:, self.cols]
+
+    def same(self, photos: list[np.ndarray]) -> np.ndarray:
+        """Whether dlib sees the same person in each photo as in its original (N,) bool."""
+        d = [
+            np.linalg.norm(self.judge.descriptor(_big(p), r) - ref)
+            for p, r, ref in zip(photos, self.rects, self.refs, strict=True)
+        ]
+        return np.asarray(d) < SAME_PERSON
+
+
+def _open(path: Path) -> Any:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def _big(photo: np.ndarray) -> np.ndarray:
+    return cv2.resize(photo, (photo.shape[1] * 3, photo.shape[0] * 3), interpolation=cv2.INTER_CUBIC)
+
+
+def _crop(photo: np.ndarray, geometry: FaceGeometry, size: int) -> np.ndarray:
+    from PIL import Image
+
+    box = crop_box(photo.shape[1], photo.shape[0], geometry.crop_box)
+    return np.asarray(Image.fromarray(photo).resize((size, size), Image.Resampling.BICUBIC, box=box))
+
+
+def editor_point(model: EditorModel, ys: Yardstick, attr_idx: list[int], strength: float) -> dict[str, Any]:
+    """Reach and identity of one editor at one strength, per attribute, on the yardstick's photos."""
+    size = model.cfg.image_size
+    crops = np.stack([_crop(p, model.geometry, size) for p in ys.photos])
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+    out: dict[str, Any] = {}
+    for j, k in enumerate(attr_idx):
+        d = torch.zeros(len(x), len(model.cfg.attributes))
+        d[:, k] = torch.from_numpy(np.where(ys.before[:, j], -strength, strength)).float()
+        with torch.no_grad():
+            edited = np.concatenate([to_uint8(model.G(x[i : i + 64], d[i : i + 64])[0]) for i in range(0, len(x), 64)])
+        photos = [
+            paste_change(p, crop_box(p.shape[1], p.shape[0], model.geometry.crop_box), c, e)
+            for p, c, e in zip(ys.photos, crops, edited, strict=True)
+        ]
+        out[model.cfg.attributes[k]] = _shares(ys, photos, j)
+    return out
+
+
+def dcgan_point(path: Path, ys: Yardstick, attributes: tuple[str, ...], strength: float, refine_steps: int
+                ) -> dict[str, Any]:  # fmt: skip
+    """The latent route at one strength: E, refinement, the calibrated step, pasted by its area."""
+    from models.latent_math import RefineOptions, refine_latent
+
+    model = load_checkpoint(path)
+    size = model.cfg.image_size
+    crops = np.stack([_crop(p, model.geometry, size) for p in ys.photos])
+    x = to_model_input(torch.from_numpy(crops), torch.device("cpu"), channels_last=False)
+    assert model.E is not None
+    with torch.no_grad():
+        z = model.E(x)
+    z, _ = refine_latent(model.G, x, z, None, RefineOptions(steps=refine_steps, patience=refine_steps))
+    out: dict[str, Any] = {}
+    for j, a in enumerate(attributes):
+        sign = torch.from_numpy(np.where(ys.before[:, j], -1.0, 1.0)).float()
+        direction = model.attribute(a)
+        with torch.no_grad():
+            served = applied_edit(model, x, z, direction.offset(sign * strength), direction.calibration.area)
+        edited = to_uint8(served)
+        photos = [
+            paste_change(p, crop_box(p.shape[1], p.shape[0], model.geometry.crop_box), c, e)
+            for p, c, e in zip(ys.photos, crops, edited, strict=True)
+        ]
+        out[a] = _shares(ys, photos, j)
+    return out
+
+
+def _shares(ys: Yardstick, photos: list[np.ndarray], j: int) -> dict[str, float]:
+    reached = ys.seen(photos)[:, j] != ys.before[:, j]
+    return {"reached": float(reached.mean()), "same_person": float(ys.same(photos).mean())}
+
+
+def _mean(point: dict[str, Any]) -> dict[str, float]:
+    return {k: float(np.mean([v[k] for v in point.values()])) for k in ("reached", "same_person")}
+
+
+def editor_curve(opts: EditorCurveOptions) -> Path:
+    data = opts.load_data(64)  # the split (by person) is the same for every crop
+    idx = data.val_idx[: opts.faces]
+    ys = Yardstick(data, idx, opts.classifier, tuple(opts.attributes))
+    report: dict[str, Any] = {"options": jsonable(opts), "faces": len(idx), "editor": [], "dcgan": {}}
+    if opts.run is not None:
+        snaps = sorted((Path(opts.run) / "snapshots").iterdir())[:: -opts.every][::-1]  # always the newest
+        for snap in tqdm(snaps, desc="snapshots", unit="snapshot"):
+            model = load_editor(snap, parts=("G",))
+            cols = [model.cfg.attributes.index(a) for a in opts.attributes]
+            t = model.meta["training"]
+            points = {str(s): editor_point(model, ys, cols, s) for s in opts.strengths}
+            report["editor"].append(
+                {"snapshot": snap.name, "kimg": t["kimg"], "cpu_minutes": t["cpu_seconds"] / 60, "points": points,
+                 "mean": {s: _mean(p) for s, p in points.items()}}  # fmt: skip
+            )
+    if opts.dcgan is not None:
+        points = {str(s): dcgan_point(opts.dcgan, ys, tuple(opts.attributes), s, opts.refine_steps)
+                  for s in opts.strengths}  # fmt: skip
+        report["dcgan"] = {"checkpoint": str(opts.dcgan), "points": points,
+                           "mean": {s: _mean(p) for s, p in points.items()}}  # fmt: skip
+    out = Path(opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
+    plot(report, out.with_suffix(".png"))
+    print(markdown(report))
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"Held-out faces: {report['faces']} (reached / same person, dlib < {SAME_PERSON})", ""]
+    rows = [(f"editor {e['snapshot']} ({e['kimg']:.0f} kimg, {e['cpu_minutes']:.0f} CPU-min)", e)
+            for e in report["editor"]]  # fmt: skip
+    if report["dcgan"]:
+        rows.append((f"latent route {report['dcgan']['checkpoint']}", report["dcgan"]))
+    for name, entry in rows:
+        for s, per in entry["points"].items():
+            cells = " | ".join(f"{a} {v['reached']:.0%} / {v['same_person']:.0%}" for a, v in per.items())
+            m = entry["mean"][s]
+            lines.append(f"| {name} | strength {s} | {cells} | mean {m['reached']:.0%} / {m['same_person']:.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Left: mean reach and identity of the editor's snapshots against CPU minutes (the latent
+    route as lines). Right: reach against identity over strengths, per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    eds = report["editor"]
+    if eds:
+        s0 = next(iter(eds[0]["mean"]))
+        cpu = [e["cpu_minutes"] for e in eds]
+        a.plot(cpu, [e["mean"][s0]["reached"] for e in eds], "o-", label=f"editor reached (strength {s0})")
+        a.plot(cpu, [e["mean"][s0]["same_person"] for e in eds], "s--", label="editor same person")
+        last = eds[-1]
+        b.plot([m["same_person"] for m in last["mean"].values()], [m["reached"] for m in last["mean"].values()],
+               "o-", label=f"editor {last['snapshot']}")  # fmt: skip
+    if report["dcgan"]:
+        dm = report["dcgan"]["mean"]
+        first = next(iter(dm.values()))
+        a.axhline(first["reached"], color="C3", label="latent route reached")
+        a.axhline(first["same_person"], color="C3", ls="--", label="latent route same person")
+        b.plot([m["same_person"] for m in dm.values()], [m["reached"] for m in dm.values()], "o-", label="latent route")
+    a.set_xlabel("training CPU minutes")
+    a.set_ylim(0, 1.02)
+    a.legend(fontsize=7)
+    a.grid(alpha=0.3)
+    b.set_xlabel("same person (dlib)")
+    b.set_ylabel("attribute reached (judge)")
+    b.legend(fontsize=7)
+    b.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
