@@ -8,6 +8,7 @@ EMA generator), optionally `D.*`, `E.*`, and `directions` (K, nz).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -317,6 +318,24 @@ __all__ = [
 # --- the image-to-image editor (models/editnet.py): same folder format, family "editnet" ----------
 
 
+@dataclass(frozen=True)
+class EditorCalibration:
+    """What strength 1 of one attribute is for the editor: the difference `scale` it sends (the
+    longest that kept the held-out people, `python -m training editor-calibrate`), and the
+    shares of held-out faces it then reached and kept."""
+
+    scale: float
+    reached: float | None = None
+    same_person: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"scale must be a finite number > 0, got {self.scale}")
+        for v in (self.reached, self.same_person):
+            if v is not None and not 0 <= v <= 1:
+                raise ValueError(f"shares must lie in [0, 1], got {v}")
+
+
 @dataclass
 class EditorModel:
     """The editor (its EMA copy) and optionally its discriminator, with what it was trained on."""
@@ -324,8 +343,16 @@ class EditorModel:
     cfg: EditorConfig
     G: EditNet
     D: EditorDiscriminator | None = None
-    meta: dict[str, Any] = field(default_factory=dict)  # training, guides, metrics, calibration
+    meta: dict[str, Any] = field(default_factory=dict)  # training, guides, metrics
     geometry: FaceGeometry = HEAD_GEOMETRY
+    calibrations: dict[str, EditorCalibration] = field(default_factory=dict)  # by attribute name
+
+    def scale(self, name: str) -> float:
+        """The difference strength 1 of `name` sends (1 where never calibrated); KeyError if unknown."""
+        if name not in self.cfg.attributes:
+            raise KeyError(name)
+        cal = self.calibrations.get(name)
+        return cal.scale if cal else 1.0
 
     @property
     def attribute_names(self) -> list[str]:
@@ -368,6 +395,8 @@ def save_editor(path: str | Path, model: EditorModel, half: bool = False) -> Pat
         "face_geometry": model.geometry.to_json(),
         **model.meta,
     }
+    if model.calibrations:
+        config["calibration"] = {n: asdict(c) for n, c in model.calibrations.items()}
     tmp = path / (WEIGHTS + ".tmp")
     save_file(tensors, str(tmp))
     tmp.replace(path / WEIGHTS)
@@ -411,6 +440,13 @@ def load_editor(
         model.geometry = FaceGeometry.from_json(config["face_geometry"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: face_geometry is missing or invalid: {e}") from e
-    own = ("format_version", "model", "parts", "attribute_names", "face_geometry")
+    own = ("format_version", "model", "parts", "attribute_names", "face_geometry", "calibration")
     model.meta = {k: v for k, v in config.items() if k not in own}
+    raw_cal = config.get("calibration", {})
+    try:
+        if not isinstance(raw_cal, dict) or set(raw_cal) - set(cfg.attributes):
+            raise ValueError(f"an object keyed by the editor's attributes, got {sorted(raw_cal)}")
+        model.calibrations = {n: EditorCalibration(**c) for n, c in raw_cal.items()}
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: calibration is invalid: {e}") from e
     return model.to(device).eval()

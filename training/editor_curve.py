@@ -26,13 +26,13 @@ from tqdm import tqdm
 
 from models.checkpoint import EditorModel, load_checkpoint, load_editor
 from models.geometry import CELEBA, FaceGeometry
+from models.pixels import from_uint8, to_uint8
 from training.calibration import applied_edit
 from training.classifier import load_classifier
-from training.data import CelebA, crop_box, to_model_input
+from training.data import CelebA, crop_box
 from training.evaluate import TARGET_ATTRIBUTES
 from training.folders import DataOptions
 from training.identity import SAME_PERSON, IdentityJudge
-from training.plots import to_uint8
 from training.runs import jsonable
 
 
@@ -88,7 +88,7 @@ class Yardstick:
     def seen(self, photos: list[np.ndarray]) -> np.ndarray:
         """The judge's view (N, A) of the attributes on each photo's face crop (CelebA's box, 64 px)."""
         crops = np.stack([_crop(p, CELEBA, 64) for p in photos])
-        x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = from_uint8(torch.from_numpy(crops))
         with torch.no_grad():
             return (self.clf(x) > 0).numpy()[:, self.cols]
 
@@ -123,16 +123,16 @@ def editor_point(model: EditorModel, ys: Yardstick, attr_idx: list[int], strengt
     """Reach and identity of one editor at one strength, per attribute, on the yardstick's photos."""
     size = model.cfg.image_size
     crops = np.stack([_crop(p, model.geometry, size) for p in ys.photos])
-    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = from_uint8(torch.from_numpy(crops))
     out: dict[str, Any] = {}
     for j, k in enumerate(attr_idx):
         d = torch.zeros(len(x), len(model.cfg.attributes))
         d[:, k] = torch.from_numpy(np.where(ys.before[:, j], -strength, strength)).float()
         with torch.no_grad():
-            edited = np.concatenate([to_uint8(model.G(x[i : i + 64], d[i : i + 64])[0]) for i in range(0, len(x), 64)])
+            edited = to_uint8(torch.cat([model.G(x[i : i + 64], d[i : i + 64])[0] for i in range(0, len(x), 64)]))
         photos = [
             paste_change(p, crop_box(p.shape[1], p.shape[0], model.geometry.crop_box), c, e)
-            for p, c, e in zip(ys.photos, crops, edited, strict=True)
+            for p, c, e in zip(ys.photos, crops, edited.numpy(), strict=True)
         ]
         out[model.cfg.attributes[k]] = _shares(ys, photos, j)
     return out
@@ -146,7 +146,7 @@ def dcgan_point(path: Path, ys: Yardstick, attributes: tuple[str, ...], strength
     model = load_checkpoint(path)
     size = model.cfg.image_size
     crops = np.stack([_crop(p, model.geometry, size) for p in ys.photos])
-    x = to_model_input(torch.from_numpy(crops), torch.device("cpu"), channels_last=False)
+    x = from_uint8(torch.from_numpy(crops))
     assert model.E is not None
     with torch.no_grad():
         z = model.E(x)
@@ -157,7 +157,7 @@ def dcgan_point(path: Path, ys: Yardstick, attributes: tuple[str, ...], strength
         direction = model.attribute(a)
         with torch.no_grad():
             served = applied_edit(model, x, z, direction.offset(sign * strength), direction.calibration.area)
-        edited = to_uint8(served)
+        edited = to_uint8(served).numpy()
         photos = [
             paste_change(p, crop_box(p.shape[1], p.shape[0], model.geometry.crop_box), c, e)
             for p, c, e in zip(ys.photos, crops, edited, strict=True)

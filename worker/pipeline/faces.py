@@ -106,6 +106,17 @@ def align(photo: np.ndarray, face: Face, size: int, geometry: FaceGeometry) -> A
     return warp_to_crop(photo, matrix, size)
 
 
+def face_crop(
+    photo: np.ndarray, size: int, geometry: FaceGeometry, *, face: int = 0, aligned: bool = False
+) -> tuple[Aligned, tuple[int, int, int, int] | None, list[tuple[int, int, int, int]]]:
+    """The photo's `face`-th largest face aligned to a model's crop (or the whole image, when the
+    upload is an `aligned` crop already), its box, and the boxes of every face found."""
+    if aligned:
+        return whole_image(photo, size), None, []
+    found, every = find_face(photo, face)
+    return align(photo, found, size, geometry), found.box, [f.box for f in every]
+
+
 def whole_image(photo: np.ndarray, size: int) -> Aligned:
     """For uploads that are already aligned crops: the whole image resized to the crop."""
     h, w = photo.shape[:2]

@@ -22,13 +22,7 @@ def invert_photo(
 ) -> Encoded:
     """The photo's `face`-th largest face (or the whole image, when it is an `aligned` crop),
     warped to the model's crop and inverted: E(x), then refined with `refine`. Not stored."""
-    size = engine.image_size
-    if aligned:
-        crop, box, boxes = faces.whole_image(photo.pixels, size), None, []
-    else:
-        found, every = faces.find_face(photo.pixels, face)
-        crop, box = faces.align(photo.pixels, found, size, engine.geometry), found.box
-        boxes = [f.box for f in every]
+    crop, box, boxes = faces.face_crop(photo.pixels, engine.image_size, engine.geometry, face=face, aligned=aligned)
     z = engine.encode(crop.pixels[None])[0]
     stats = None
     if refine is not None:

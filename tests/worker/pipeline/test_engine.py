@@ -17,8 +17,8 @@ def test_batched_answers_match_one_by_one(tiny_checkpoint: Path) -> None:
     batched = Engine(model, batch_max=8, batch_wait_ms=20)
     direct = Engine(load_checkpoint(tiny_checkpoint), batch_wait_ms=0)
     calls = []
-    forward = batched._forward
-    batched._forward = lambda kind, data: calls.append(len(data)) or forward(kind, data)  # type: ignore[method-assign]
+    forward = batched._batcher.forward
+    batched._batcher.forward = lambda kind, data: calls.append(len(data[0])) or forward(kind, data)
     z = torch.randn(16, model.cfg.nz)
     faces = (np.random.default_rng(0).random((16, 64, 64, 3)) * 255).astype(np.uint8)
     with ThreadPoolExecutor(16) as pool:

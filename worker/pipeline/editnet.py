@@ -1,0 +1,113 @@
+"""The image-to-image editor in the photo pipeline: a face found and aligned to the editor's
+head crop, edited in one forward pass, and the change pasted back by the edit's own mask.
+
+There is no latent to invert: what the service keeps of such a face is its crop (and photo).
+`Encoded.z` is empty for it. An edit sends the difference vector d (K,): each asked attribute's
+strength times its calibrated scale (models/checkpoint.EditorCalibration). The edit is
+x + m * (c - x) with a mask that is exactly 0 where nothing changes, so the change pasted
+into the photo, (edit - crop) warped back to the photo's pixels, is 0 there too: the photo
+keeps its own pixels wherever the edit does not act.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.checkpoint import EditorModel, load_editor
+from models.geometry import FaceGeometry
+from models.pixels import from_uint8, to_uint8
+from worker.pipeline import faces
+from worker.pipeline.batcher import Batcher
+from worker.pipeline.composite import Region, change_region
+from worker.pipeline.encoded import Encoded, new_id
+from worker.pipeline.errors import InvalidParameter
+from worker.pipeline.images import Photo
+
+
+class EditNetEngine:
+    """The loaded editor; `edit` calls from concurrent requests share forward passes."""
+
+    family = "editnet"
+
+    def __init__(self, model: EditorModel, batch_max: int = 16, batch_wait_ms: float = 2.0) -> None:
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.device = next(model.G.parameters()).device
+        self._batcher = Batcher(self._forward, ("edit",), batch_max, batch_wait_ms)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str, device: str = "cpu", batch_max: int = 16, batch_wait_ms: float = 2.0
+    ) -> EditNetEngine:
+        return cls(load_editor(path, device, parts=("G",)), batch_max, batch_wait_ms)
+
+    @property
+    def image_size(self) -> int:
+        return self.cfg.image_size
+
+    @property
+    def geometry(self) -> FaceGeometry:
+        return self.model.geometry
+
+    @property
+    def attribute_names(self) -> list[str]:
+        return list(self.cfg.attributes)
+
+    @property
+    def default_strength(self) -> float:
+        return float(self.model.meta.get("default_strength", 1.0))
+
+    def difference(self, edits: Sequence[tuple[str, float]]) -> Tensor:
+        """The difference vector (K,) of checked edits: strength x calibrated scale, summed per name."""
+        d = torch.zeros(len(self.cfg.attributes))
+        for name, strength in edits:
+            try:
+                d[self.cfg.attributes.index(name)] += float(strength) * self.model.scale(name)
+            except ValueError:
+                raise InvalidParameter(f"unknown attribute {name!r}; valid names: {self.attribute_names}") from None
+        return d
+
+    def edit(self, crops: np.ndarray, d: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Aligned crops (B, S, S, 3) uint8 and differences (B, K) -> the edited crops (B, S, S, 3)
+        uint8 and the edit's mask (B, S, S) float32 in [0, 1]."""
+        out = self._batcher.submit("edit", torch.from_numpy(np.ascontiguousarray(crops)), d.float().cpu())
+        return to_uint8(out[:, :3]).numpy(), out[:, 3].numpy()
+
+    @torch.inference_mode()
+    def _forward(self, kind: str, data: tuple[Tensor, ...]) -> Tensor:
+        crops, d = (t.to(self.device) for t in data)
+        edited, mask = self.model.G(from_uint8(crops), d)
+        return torch.cat([edited, mask], 1).float().cpu()  # (B, 4, S, S): one tensor to split per caller
+
+    def warm_up(self) -> None:
+        size = self.image_size
+        self.edit(np.full((1, size, size, 3), 128, np.uint8), torch.ones(1, len(self.cfg.attributes)))
+
+    def close(self) -> None:
+        self._batcher.close()
+
+
+def prepare_photo(engine: EditNetEngine, photo: Photo, *, face: int = 0, aligned: bool = False) -> Encoded:
+    """The photo's `face`-th largest face (or the whole image, when it is an `aligned` crop) in
+    the editor's crop: all the editor needs of an upload. Not stored."""
+    crop, box, boxes = faces.face_crop(photo.pixels, engine.image_size, engine.geometry, face=face, aligned=aligned)
+    return Encoded(new_id(), torch.zeros(0), crop, photo, faces.is_grayscale(photo.pixels), box, boxes, None)
+
+
+def edited_region(engine: EditNetEngine, enc: Encoded, d: Tensor) -> Region:
+    """The face's rectangle of the photo with the edit: its own pixels + (edit - crop), the change
+    being 0 wherever the edit's mask is."""
+    assert enc.photo is not None and enc.aligned is not None
+    delta = edited_crop(engine, enc, d).astype(np.float32) - enc.aligned.pixels.astype(np.float32)
+    valid = enc.aligned.valid.astype(np.float32)
+    return change_region(enc.photo.pixels, delta, valid, enc.aligned.matrix, enc.grayscale)
+
+
+def edited_crop(engine: EditNetEngine, enc: Encoded, d: Tensor) -> np.ndarray:
+    """The edited crop (S, S, 3) uint8 of a face."""
+    assert enc.aligned is not None
+    return engine.edit(enc.aligned.pixels[None], d[None])[0][0]
