@@ -26,8 +26,9 @@ from app.api.deps import api_key_in_docs
 from app.api.routes import faces, jobs, meta
 from app.metrics import Metrics, RequestMetrics
 from app.middleware import ApiKey, BodyLimits
+from app.openapi import stated
 from app.settings import Settings, get_settings
-from worker.pipeline.engine import Engine
+from worker.pipeline.engines import load_engine
 from worker.pipeline.errors import ServiceError
 from worker.service.celery_runner import CeleryRunner
 from worker.service.jobs import JobSweeper
@@ -50,9 +51,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 def build_service(settings: Settings) -> Service:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    engine = Engine.from_checkpoint(
-        str(settings.checkpoint), settings.device, settings.batch_max, settings.batch_wait_ms
-    )
+    engine = load_engine(settings.checkpoint, settings.device, settings.batch_max, settings.batch_wait_ms)
     engine.warm_up()  # before /ready says yes
     store = make_store(settings.redis_url, settings.memory_store_max_bytes)
     # Where jobs run is chosen here, once: Celery workers over Redis, or the in-process pool.
@@ -98,6 +97,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    build_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema with what only the loaded model knows stated (`app.openapi`); before the
+        model is loaded, FastAPI's alone, not kept."""
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        service: Service | None = getattr(app.state, "service", None)
+        if service is None:
+            schema = build_schema()
+            app.openapi_schema = None
+            return schema
+        app.openapi_schema = stated(
+            build_schema(), service.engine.attribute_names, settings.max_strength, settings.max_edits
+        )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     protected = [Depends(api_key_in_docs)] if settings.api_key else []
     for router in (faces.router, jobs.router, meta.router):
         app.include_router(router, dependencies=protected, responses=COMMON_ERRORS)
