@@ -4,7 +4,8 @@ and the service starts on the bundled model, answers /ready and encodes a real p
 The running interpreter is tried as it is. Another one (python3.12 on PATH or in pyenv, say) gets a virtual
 environment of its own under FACEEDIT_PYTHONS_CACHE (default ~/.cache/faceedit/pythons), made with
 constraints.txt once per list of dependencies and constraints (PyPI's torch for 3.12+ is the CUDA
-build: a few GB, once) and given this checkout with `pip install --no-deps .` on every run. A Python the machine lacks is skipped, by name.
+build: a few GB, once) and given this checkout with `pip install --no-deps .` on every run. A
+Python the machine lacks is skipped, by name.
 """
 
 from __future__ import annotations
