@@ -28,7 +28,7 @@ from app.metrics import Metrics, RequestMetrics
 from app.middleware import ApiKey, BodyLimits
 from app.openapi import stated
 from app.settings import Settings, get_settings
-from worker.pipeline.engine import Engine
+from worker.pipeline.engines import load_engine
 from worker.pipeline.errors import ServiceError
 from worker.service.celery_runner import CeleryRunner
 from worker.service.jobs import JobSweeper
@@ -51,9 +51,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 def build_service(settings: Settings) -> Service:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    engine = Engine.from_checkpoint(
-        str(settings.checkpoint), settings.device, settings.batch_max, settings.batch_wait_ms
-    )
+    engine = load_engine(settings.checkpoint, settings.device, settings.batch_max, settings.batch_wait_ms)
     engine.warm_up()  # before /ready says yes
     store = make_store(settings.redis_url, settings.memory_store_max_bytes)
     # Where jobs run is chosen here, once: Celery workers over Redis, or the in-process pool.

@@ -145,6 +145,11 @@ class AttributesResponse(BaseModel):
     attributes: list[AttributeInfo]
     default_strength: float
     max_strength: float
+    family: str = Field(description="the loaded model's family: editnet (the image-to-image editor), dcgan, cgan...")
+    latent: bool = Field(
+        description="the model has a latent space: morphing, random faces, custom attributes and the optimised "
+        "edit need one (with the editor they answer 422)"
+    )
 
 
 class CustomAttribute(BaseModel):

@@ -7,20 +7,20 @@ from functools import lru_cache
 import torch
 
 from worker.celery_app import celery_app
-from worker.pipeline.engine import Engine
+from worker.pipeline.engines import AnyEngine, load_engine
 from worker.service.optimized import run_optimized_edit
 from worker.service.settings import get_core_settings
 from worker.service.store import Store, make_store
 
 
 @lru_cache
-def _resources() -> tuple[Engine, Store]:
+def _resources() -> tuple[AnyEngine, Store]:
     s = get_core_settings()
     # One torch thread per pool process unless told otherwise: Celery runs one process per core,
     # and a pool process forked from a parent with threads gets a broken OpenMP pool (measured: a
     # replacement child ran 400 steps of the tiny model in 147 s instead of a few).
     torch.set_num_threads(s.torch_threads or 1)
-    engine = Engine.from_checkpoint(str(s.checkpoint), s.device, batch_wait_ms=0)  # no batching in a worker
+    engine = load_engine(s.checkpoint, s.device, batch_wait_ms=0)  # no batching in a worker
     engine.warm_up()
     return engine, make_store(s.redis_url)
 

@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const FEATURED = 8; // sliders shown before "All attributes"
 const state = {
   file: null, latentId: null, fromPhoto: false, faces: [], face: 0, aligned: null,
-  attributes: [], max: 5, history: [{}], at: 0,
+  attributes: [], max: 5, history: [{}], at: 0, latent: true,
   inFlight: false, pending: false, result: null, resultIsJob: false, busyCount: 0, photo: null,
 };
 
@@ -109,7 +109,8 @@ function openEditor(latentId, aligned) {
   state.history = [{}];
   state.at = 0;
   applySliders({});
-  $("editor").hidden = $("morph-section").hidden = false;
+  $("editor").hidden = false;
+  $("morph-section").hidden = !state.latent;
   setImage($("result"), $("original").src);
   state.result = null;
   state.resultIsJob = false;
@@ -473,6 +474,11 @@ async function init() {
     const info = await (await api("/attributes")).json();
     state.attributes = info.attributes; // served most useful first
     state.max = info.max_strength;
+    state.latent = info.latent;
+    // The image-to-image editor has no latent space: no morph, invented faces, refine, brush or custom slider
+    for (const el of [$("more").parentElement, $("generated"), $("refine-panel"), $("brush-panel"), $("custom-panel")]) {
+      el.hidden = !info.latent;
+    }
     state.attributes.forEach((a, i) => addSlider(a, i < FEATURED ? $("sliders") : $("more-sliders")));
   } catch (e) {
     showError(e.message);

@@ -12,7 +12,7 @@ from models.areas import Area
 from models.edits import Calibration, Direction
 from models.latent_math import RefineOptions, orthogonalize
 from worker.pipeline.encoded import new_id
-from worker.pipeline.engine import Engine
+from worker.pipeline.engines import AnyEngine, latent_engine
 from worker.pipeline.errors import InvalidParameter, NotFound, ServiceError
 from worker.service.library import FaceLibrary
 from worker.service.settings import CoreSettings
@@ -40,7 +40,7 @@ class CustomAttribute:
 
 
 class CustomAttributes:
-    def __init__(self, engine: Engine, store: Store, library: FaceLibrary, settings: CoreSettings) -> None:
+    def __init__(self, engine: AnyEngine, store: Store, library: FaceLibrary, settings: CoreSettings) -> None:
         self.engine, self.store, self.library, self.settings = engine, store, library, settings
 
     def create(
@@ -49,11 +49,12 @@ class CustomAttributes:
         """The difference of the mean latents of the photos with and without the look,
         orthogonalised against the built-in attributes in `keep`, as long as a typical
         calibrated built-in direction; stored under a new id with its TTL."""
+        engine = latent_engine(self.engine, "a custom attribute (a direction between example latents)")
         lo, hi = EXAMPLES
         for label, group in (("with", with_photos), ("without", without_photos)):
             if not lo <= len(group) <= hi:
                 raise InvalidParameter(f"send {lo} to {hi} photos {label} the look, got {len(group)}")
-        names = self.engine.attribute_names
+        names = engine.attribute_names
         unknown = [k for k in keep if k not in names]
         if unknown:
             raise InvalidParameter(f"keep: unknown attribute(s) {unknown}", valid=names)
@@ -68,7 +69,7 @@ class CustomAttributes:
                     raise type(e)(f"photo {i + 1} {label} the look: {e.message}", **e.detail) from e
             latents[label] = torch.stack(zs)
         v = latents["with"].mean(0) - latents["without"].mean(0)
-        others = torch.stack([self.engine.direction(k) for k in keep]) if keep else torch.zeros(0, len(v))
+        others = torch.stack([engine.direction(k) for k in keep]) if keep else torch.zeros(0, len(v))
         v = orthogonalize(v, others)
         if float(v.norm()) == 0:
             raise InvalidParameter(
@@ -77,7 +78,7 @@ class CustomAttributes:
         attribute = CustomAttribute(
             id=PREFIX + new_id(),
             name=name,
-            direction=(v / v.norm() * self.engine.typical_length).tolist(),
+            direction=(v / v.norm() * engine.typical_length).tolist(),
             keep=keep,
             faces_with=len(with_photos),
             faces_without=len(without_photos),

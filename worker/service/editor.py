@@ -1,4 +1,8 @@
-"""Edits of faces: attribute names to one latent edit, rendered or composited into the photo.
+"""Edits of faces: attribute names to one edit, rendered or composited into the photo.
+
+With a latent model the edit is one latent offset (and the area it acts on), rendered by G and
+composited as a change; with the image-to-image editor it is one difference vector, and the
+editor's own output, masked, is the change (worker.pipeline.editnet).
 
 Within one request data flows one way: an upload is decoded once, and the photo, the
 aligned face and z stay in memory until the answer is encoded. The store receives only what
@@ -15,9 +19,13 @@ import torch
 
 from models.edits import Direction, LatentEdit, latent_edit
 from models.latent_math import lerp, slerp
-from worker.pipeline.composite import Blend, edited_region
+from worker.pipeline import editnet
+from worker.pipeline.composite import Blend, Region, edited_region
 from worker.pipeline.composite import paste as paste_region
+from worker.pipeline.editnet import EditNetEngine
+from worker.pipeline.encoded import Encoded
 from worker.pipeline.engine import Engine
+from worker.pipeline.engines import AnyEngine, latent_engine
 from worker.pipeline.errors import InvalidParameter, NotAcceptable
 from worker.pipeline.images import FORMAT_OF, encode_like, own_media_type, png_bytes
 from worker.service.attributes import ORDER, describe
@@ -75,7 +83,9 @@ class AttributeListing:
 
 
 class Editor:
-    def __init__(self, engine: Engine, library: FaceLibrary, custom: CustomAttributes, settings: CoreSettings) -> None:
+    def __init__(
+        self, engine: AnyEngine, library: FaceLibrary, custom: CustomAttributes, settings: CoreSettings
+    ) -> None:
         self.engine, self.library, self.custom, self.settings = engine, library, custom, settings
 
     @property
@@ -85,9 +95,10 @@ class Editor:
     def check(self, edits: Edits, *, custom: bool = True) -> None:
         """Names known (built-in, or custom ids when `custom`), bounded count and strengths."""
         names = self.engine.attribute_names
+        custom = custom and not isinstance(self.engine, EditNetEngine)  # the editor has no custom directions
         unknown = [a for a, _ in edits if a not in names and not (custom and a.startswith(PREFIX))]
         if unknown:
-            hint = " or a custom attribute id" if custom else " (custom attributes work in /edit only)"
+            hint = " or a custom attribute id" if custom else " (custom attributes: /edit only, latent models)"
             raise InvalidParameter(f"unknown attribute(s) {unknown}; valid names: {names}{hint}", valid=names)
         if len(edits) > self.settings.max_edits:
             raise InvalidParameter(f"at most {self.settings.max_edits} attributes per edit")
@@ -99,10 +110,11 @@ class Editor:
     def latent_edit(self, edits: Edits) -> LatentEdit:
         """Checked edits, built-in or custom, as one latent offset and the area it acts on."""
         self.check(edits)
-        return latent_edit([(self._direction(a), s) for a, s in edits], self.engine.cfg.latent_size)
+        engine = latent_engine(self.engine, "a latent edit")
+        return latent_edit([(self._direction(engine, a), s) for a, s in edits], engine.cfg.latent_size)
 
-    def _direction(self, name: str) -> Direction:
-        return self.custom.get(name).edit() if name.startswith(PREFIX) else self.engine.attribute(name)
+    def _direction(self, engine: Engine, name: str) -> Direction:
+        return self.custom.get(name).edit() if name.startswith(PREFIX) else engine.attribute(name)
 
     def edit(
         self,
@@ -123,7 +135,14 @@ class Editor:
         or an earlier latent id; edits are checked before any work is done. `paste=None`
         answers the whole photo when the face came from one; `output` says how it is encoded.
         """
-        change = self.latent_edit(edits)
+        change: LatentEdit | torch.Tensor  # the latent offset and area, or the editor's difference vector
+        if isinstance(self.engine, EditNetEngine):
+            self.check(edits)
+            if blend != "change":
+                raise InvalidParameter("blend=generated needs a latent model: the editor's answer is your photo")
+            change = self.engine.difference(edits)
+        else:
+            change = self.latent_edit(edits)
         if upload is not None:
             opened = self.library.uploaded(upload, face=face, aligned=aligned, refine=self.library.refinement(refine))
         elif latent_id is not None:
@@ -133,13 +152,12 @@ class Editor:
         with opened as enc:
             if paste is None:
                 paste = enc.photo is not None
-            z_edit = enc.z[None] + change.offset
             if not paste:
-                return Rendered(png_bytes(self.engine.render(z_edit)[0]), "image/png", enc.latent_id, False)
+                return Rendered(png_bytes(self._face(enc, change)), "image/png", enc.latent_id, False)
             if enc.photo is None or enc.aligned is None:
                 raise InvalidParameter("paste=true needs a face encoded from an uploaded photo (not a generated face)")
             media_type = output.media_type(own_media_type(enc.photo))
-            region = edited_region(self.engine, enc, z_edit, blend, change.area)
+            region = self._region(enc, change, blend)
             h, w = enc.photo.pixels.shape[:2]
             if output.tile:
                 data, media_type = encode_like(region.pixels, enc.photo, media_type, region.box)
@@ -147,21 +165,48 @@ class Editor:
             data, media_type = encode_like(paste_region(enc.photo.pixels, region), enc.photo, media_type)
             return Rendered(data, media_type, enc.latent_id, True, None, (w, h))
 
+    def _face(self, enc: Encoded, change: LatentEdit | torch.Tensor) -> np.ndarray:
+        """The model's own edited face (S, S, 3) uint8: G(z + offset), or the editor's crop."""
+        if isinstance(self.engine, EditNetEngine):
+            assert isinstance(change, torch.Tensor)
+            if enc.aligned is None:
+                raise InvalidParameter("this face has no crop to edit; encode the photo again")
+            return editnet.edited_crop(self.engine, enc, change)
+        assert isinstance(change, LatentEdit)
+        return self.engine.render(enc.z[None] + change.offset)[0]
+
+    def _region(self, enc: Encoded, change: LatentEdit | torch.Tensor, blend: Blend) -> Region:
+        """The face's rectangle of the photo with the edit."""
+        if isinstance(self.engine, EditNetEngine):
+            assert isinstance(change, torch.Tensor)
+            return editnet.edited_region(self.engine, enc, change)
+        assert isinstance(change, LatentEdit)
+        return edited_region(self.engine, enc, enc.z[None] + change.offset, blend, change.area)
+
     def interpolate(
         self, from_id: str, to_id: str, *, steps: int, method: Literal["slerp", "linear"], edits: Edits | None = None
     ) -> np.ndarray:
         """`steps` faces from one encoded face to another, each with the same edits applied."""
+        engine = latent_engine(self.engine, "morphing between faces")
         offset = self.latent_edit(edits or []).offset
         with self.library.stored(from_id) as a, self.library.stored(to_id) as b:
             z0, z1 = a.z, b.z
         path = (slerp if method == "slerp" else lerp)(z0, z1, torch.linspace(0, 1, steps))
-        return self.engine.render(path + offset)
+        return engine.render(path + offset)
 
     def attributes(self) -> list[AttributeListing]:
         """The built-in attributes, most useful first."""
+        names = sorted(self.engine.attribute_names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+        if isinstance(self.engine, EditNetEngine):
+            cals = self.engine.model.calibrations
+            return [
+                AttributeListing(n, describe(n), None, None, ("head",),
+                                 cals[n].reached if n in cals else None, cals[n].same_person if n in cals else None)
+                for n in names
+            ]  # fmt: skip
         counts = self.engine.model.typed_meta.label_counts
         listed = []
-        for n in sorted(self.engine.attribute_names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER)):
+        for n in names:
             cal = self.engine.model.calibrations.get(n)
             count = counts.get(n)
             listed.append(

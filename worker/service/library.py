@@ -16,8 +16,9 @@ import torch
 
 from models.latent_math import RefineOptions
 from models.networks import sample_latents
+from worker.pipeline.editnet import EditNetEngine, prepare_photo
 from worker.pipeline.encoded import Encoded, new_id
-from worker.pipeline.engine import Engine
+from worker.pipeline.engines import AnyEngine, latent_engine
 from worker.pipeline.images import Photo, decode_photo
 from worker.pipeline.inversion import invert_photo
 from worker.service.budget import COPIES, PhotoBudget, photo_cost
@@ -36,7 +37,7 @@ class FaceLibrary:
     """Every face a later request may name by its latent id."""
 
     def __init__(
-        self, engine: Engine, store: Store, settings: CoreSettings, budget: PhotoBudget, cache: FaceCache
+        self, engine: AnyEngine, store: Store, settings: CoreSettings, budget: PhotoBudget, cache: FaceCache
     ) -> None:
         self.engine, self.store, self.settings, self.budget, self.cache = engine, store, settings, budget, cache
 
@@ -62,10 +63,13 @@ class FaceLibrary:
         and cached decoded. Its bytes are reserved while the block runs."""
         with self.budget.reserve(photo_cost(data, self.settings.max_photo_pixels)):
             photo = decode_upload(data, self.settings)
-            enc = invert_photo(self.engine, photo, face=face, aligned=aligned, refine=refine)
+            if isinstance(self.engine, EditNetEngine):  # nothing to invert: the editor reads the crop itself
+                enc = prepare_photo(self.engine, photo, face=face, aligned=aligned)
+            else:
+                enc = invert_photo(self.engine, photo, face=face, aligned=aligned, refine=refine)
             if keep:
                 save_face(self.store, enc, data, self.settings.latent_ttl_s)
-                enc.base = self.engine.render(enc.z[None])[0]
+                enc.base = self.reconstruction(enc)
                 self.cache.put(enc.latent_id, Prepared(photo, enc.base))
             yield enc
 
@@ -94,18 +98,24 @@ class FaceLibrary:
             return
         with self.budget.reserve(photo_cost(data, self.settings.max_photo_pixels)):
             enc.photo = decode_upload(data, self.settings)
-            enc.base = self.engine.render(enc.z[None])[0]
+            enc.base = self.reconstruction(enc)
             self.cache.put(latent_id, Prepared(enc.photo, enc.base))
             yield enc
 
     def reconstruction(self, enc: Encoded) -> np.ndarray:
-        """G(z) of a face: (S, S, 3) uint8."""
-        return enc.base if enc.base is not None else self.engine.render(enc.z[None])[0]
+        """G(z) of a face: (S, S, 3) uint8; for the editor, which has no latent, the crop itself."""
+        if enc.base is not None:
+            return enc.base
+        if isinstance(self.engine, EditNetEngine):
+            assert enc.aligned is not None
+            return enc.aligned.pixels
+        return self.engine.render(enc.z[None])[0]
 
     def generate(self, seed: int, n: int) -> tuple[np.ndarray, list[str]]:
         """n new faces G(z), z from the seed's prior, each stored under a new latent id."""
-        z = sample_latents(self.engine.model.G, n, torch.Generator().manual_seed(seed)).cpu()
-        imgs = self.engine.render(z)
+        engine = latent_engine(self.engine, "generating faces")
+        z = sample_latents(engine.model.G, n, torch.Generator().manual_seed(seed)).cpu()
+        imgs = engine.render(z)
         encs = [Encoded(new_id(), z[i], None) for i in range(n)]
         for enc in encs:
             save_face(self.store, enc, None, self.settings.latent_ttl_s)

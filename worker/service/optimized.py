@@ -19,6 +19,7 @@ from models.pixels import from_uint8
 from worker.pipeline.composite import edited_photo
 from worker.pipeline.encoded import new_id
 from worker.pipeline.engine import Engine
+from worker.pipeline.engines import AnyEngine, latent_engine
 from worker.pipeline.errors import InvalidParameter, NotFound, NotReady
 from worker.pipeline.faces import Aligned
 from worker.pipeline.images import decode_image, encode_like, png_bytes
@@ -33,22 +34,28 @@ from worker.service.store import Store, key
 STROKES_MAX_PIXELS = 4096 * 4096
 
 
+OPTIMIZED = "the optimised edit (Zhu et al. 2016, in a GAN's latent space)"
+
+
 class OptimizedEditJobs:
     """Optimised edits submitted, followed and fetched: the service's side of their jobs."""
 
-    def __init__(self, engine: Engine, store: Store, runner: JobRunner, editor: Editor, settings: CoreSettings) -> None:
+    def __init__(
+        self, engine: AnyEngine, store: Store, runner: JobRunner, editor: Editor, settings: CoreSettings
+    ) -> None:
         self.engine, self.store, self.runner, self.editor, self.settings = engine, store, runner, editor, settings
 
     def submit(self, params: OptimizedEditParams, strokes: bytes | None = None, mask: bytes | None = None) -> JobRecord:
         """Queue an optimised edit; with brush `strokes` (an image) and their `mask` (an image of
         the same size: painted where not black), towards the strokes under the mask (iGAN).
         Everything the job would fail on is refused here, before it is queued."""
+        engine = latent_engine(self.engine, OPTIMIZED)
         self.editor.check(params.edits, custom=False)
-        if self.engine.model.D is None and params.lambda2 > 0:
+        if engine.model.D is None and params.lambda2 > 0:
             raise InvalidParameter(
-                f"this model ({self.engine.cfg.family}) has no image discriminator, so the optimised edit has no "
+                f"this model ({engine.cfg.family}) has no image discriminator, so the optimised edit has no "
                 "realism term: send lambda2=0",
-                family=self.engine.cfg.family,
+                family=engine.cfg.family,
             )
         records = {}
         for latent_id in (params.latent_id, params.target_id):
@@ -113,9 +120,12 @@ class OptimizedEditJobs:
         return data
 
 
-def run_optimized_edit(job_id: str, store: Store, engine: Engine, settings: CoreSettings) -> None:
+def run_optimized_edit(job_id: str, store: Store, engine: AnyEngine, settings: CoreSettings) -> None:
     """Run one delivery of an optimised-edit job (the Celery task and the local pool both call it)."""
-    run_job(job_id, store, settings, lambda running: optimized_edit(running, store, engine, settings))
+    def work(running: Running) -> bytes:  # an editor's job fails with the reason, never runs
+        return optimized_edit(running, store, latent_engine(engine, OPTIMIZED), settings)
+
+    run_job(job_id, store, settings, work)
 
 
 def optimized_edit(running: Running, store: Store, engine: Engine, settings: CoreSettings) -> bytes:

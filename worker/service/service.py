@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.pipeline.engine import Engine
+from worker.pipeline.editnet import EditNetEngine
+from worker.pipeline.engines import AnyEngine
 from worker.service.budget import PhotoBudget, give_freed_photos_back
 from worker.service.cache import FaceCache
 from worker.service.custom import CustomAttributes
@@ -28,12 +29,12 @@ class Service:
     editor: Editor
     custom: CustomAttributes
     jobs: OptimizedEditJobs
-    engine: Engine
+    engine: AnyEngine
     store: Store
     runner: JobRunner
 
     @classmethod
-    def assemble(cls, engine: Engine, store: Store, runner: JobRunner, settings: CoreSettings) -> Service:
+    def assemble(cls, engine: AnyEngine, store: Store, runner: JobRunner, settings: CoreSettings) -> Service:
         # Whole photos are the memory-heavy part of a request: bytes in flight are bounded.
         give_freed_photos_back()
         budget = PhotoBudget(settings.photo_memory_bytes, settings.photo_wait_s)
@@ -47,6 +48,11 @@ class Service:
     @property
     def image_size(self) -> int:
         return self.engine.image_size
+
+    @property
+    def family(self) -> str:
+        """The loaded model's family ("editnet" for the image-to-image editor, "dcgan", "cgan", ...)."""
+        return self.engine.family if isinstance(self.engine, EditNetEngine) else self.engine.cfg.family
 
     def reachable(self) -> bool:
         """The store and the job queue answer (always, in embedded mode)."""

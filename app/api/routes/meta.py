@@ -24,6 +24,8 @@ def attributes(service: ServiceDep, settings: SettingsDep) -> AttributesResponse
         attributes=[AttributeInfo.model_validate(asdict(a)) for a in service.editor.attributes()],
         default_strength=service.editor.default_strength,
         max_strength=settings.max_strength,
+        family=service.family,
+        latent=service.family != "editnet",
     )
 
 
