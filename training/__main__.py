@@ -40,6 +40,7 @@ def _register() -> None:
     from training.evaluate import EvaluateOptions, evaluate
     from training.guides import GuideOptions, fit_guides
     from training.pack import PackOptions, pack_sets
+    from training.photos import ComparePhotosOptions, compare_photos
 
     COMMANDS.update(
         {
@@ -49,6 +50,7 @@ def _register() -> None:
             "guides": (GuideOptions, fit_guides, "the image-to-image editor's frozen attribute guides"),
             "editor": (EditorOptions, train_editor, "train the image-to-image editor (resumable run folder)"),
             "editor-curve": (EditorCurveOptions, editor_curve, "reach against identity: editor snapshots vs a DCGAN"),
+            "compare-photos": (ComparePhotosOptions, compare_photos, "models side by side on the same whole photos"),
             "evaluate": (EvaluateOptions, evaluate, "reconstruction and edit-quality report"),
             "bench": (BenchOptions, run_bench, "training throughput against a reference step"),
             "curve": (CurveOptions, quality_curve, "sample quality (FD in frozen features) over CPU minutes of runs"),

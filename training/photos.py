@@ -12,6 +12,7 @@ independent identity model (training.identity) and the attribute classifier.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,21 @@ from tqdm import tqdm
 from models.areas import Area
 from models.checkpoint import FaceModel
 from models.edits import latent_edit
+from models.geometry import CELEBA
 from models.pixels import from_uint8
 from training.classifier import AttributeClassifier
 from training.data import CelebA
+from training.folders import DataOptions
 from training.identity import SAME_PERSON, IdentityJudge
-from worker.pipeline.composite import edited_photo
+from training.runs import jsonable
+from worker.pipeline import editnet
+from worker.pipeline.composite import Blend, edited_photo, paste
+from worker.pipeline.editnet import EditNetEngine
 from worker.pipeline.encoded import Encoded
 from worker.pipeline.engine import Engine
+from worker.pipeline.engines import AnyEngine, load_engine
 from worker.pipeline.errors import ServiceError
-from worker.pipeline.faces import warp_to_crop
+from worker.pipeline.faces import Face, align, find_face, warp_to_crop
 from worker.pipeline.images import MAX_IMAGE_PIXELS, MAX_PHOTO_PIXELS, decode_photo
 from worker.pipeline.inversion import REFINE, invert_photo
 
@@ -102,9 +109,12 @@ def test_photos(data: CelebA, per_kind: int, shipped: Path | None, seed: int = 0
     return photos
 
 
-def encode_photo(engine: Engine, data: bytes, face: int = 0) -> Encoded:
-    """An upload decoded and inverted as `/encode` does it with the service's default limits."""
+def encode_photo(engine: AnyEngine, data: bytes, face: int = 0) -> Encoded:
+    """An upload decoded and inverted (or, for the editor, aligned) as `/encode` does it with the
+    service's default limits."""
     photo = decode_photo(data, MAX_IMAGE_PIXELS, MAX_PHOTO_PIXELS)
+    if isinstance(engine, EditNetEngine):
+        return editnet.prepare_photo(engine, photo, face=face)
     return invert_photo(engine, photo, face=face, refine=REFINE)
 
 
@@ -175,14 +185,35 @@ def evaluate_photos(
     sheet_path: Path,
     sheet_rows: int = 20,
 ) -> dict[str, Any]:
-    """Faces found, identity kept and attributes reached on whole photos, per blend; and a sheet."""
-    engine = Engine.from_checkpoint(str(checkpoint), "cpu", batch_wait_ms=0)
+    """Faces found, identity kept, attributes reached and the others kept on whole photos, per
+    blend (the latent route has two); and a sheet: each photo, then each edit of it."""
+    engine = load_engine(checkpoint, "cpu", batch_wait_ms=0)
+    try:
+        report, rows = judge_photos(engine, clf, names, photos, attributes, strength)
+    finally:
+        engine.close()
+    if rows:
+        Image.fromarray(np.concatenate(rows[:sheet_rows], axis=0)).save(sheet_path)
+    return {**report, "sheet": str(sheet_path)}
+
+
+def judge_photos(
+    engine: AnyEngine,
+    clf: AttributeClassifier,
+    names: list[str],
+    photos: list[TestPhoto],
+    attributes: tuple[str, ...],
+    strength: float,
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Each photo as the service answers it: encoded, each attribute pushed at `strength` to the
+    other side of what the judge `clf` sees, pasted. The judge reads the face re-aligned to its
+    own crop (CelebA's) from the photo's landmarks; dlib judges the person. Also the sheet's rows."""
     judge = IdentityJudge()
-    size = engine.image_size
-    blends = ("change", "generated")
+    blends: tuple[Blend, ...] = ("change",) if isinstance(engine, EditNetEngine) else ("change", "generated")
     found: dict[str, list[bool]] = {}
     same = {b: {a: [] for a in attributes} for b in blends}  # type: dict[str, dict[str, list[float]]]
     reached = {b: {a: [] for a in attributes} for b in blends}  # type: dict[str, dict[str, list[bool]]]
+    kept = {a: [] for a in attributes}  # type: dict[str, list[float]]
     kinds: list[str] = []  # the kind of each photo whose face was found, in the order of `same` and `reached`
     ms: list[float] = []
     rows: list[np.ndarray] = []
@@ -197,28 +228,25 @@ def evaluate_photos(
         ms.append(1000 * (enc.inversion.seconds if enc.inversion else 0.0))
         assert enc.photo is not None and enc.face_box is not None
         original = enc.photo.pixels
+        face, _ = find_face(original, p.face)  # where the judge looks, before and after
         rect = judge.locate(original, enc.face_box)
         ref = judge.descriptor(original, rect)
-        before = _judge(clf, [_crop_of(original, enc, size)])[0]
+        before = _judge(clf, [judge_crop(original, face)])[0]
         tiles = [_zoom(original, enc.face_box)]
         for a in attributes:
             k = names.index(a)
             sign = -1.0 if before[k] else 1.0  # push each face to the other side
-            change = latent_edit([(engine.attribute(a), sign * strength)], engine.cfg.latent_size)
-            z_edit = enc.z[None] + change.offset
             for b in blends:
-                out = edited_photo(engine, enc, z_edit, b, change.area)  # type: ignore[arg-type]
+                out = edited_photo_of(engine, enc, a, sign * strength, b)
+                seen = _judge(clf, [judge_crop(out, face)])[0]
                 same[b][a].append(float(np.linalg.norm(judge.descriptor(out, rect) - ref)))
-                reached[b][a].append(bool(_judge(clf, [_crop_of(out, enc, size)])[0][k] != before[k]))
+                reached[b][a].append(bool(seen[k] != before[k]))
                 if b == "change":
+                    kept[a].append(float(np.delete(seen == before, k).mean()))
                     tiles.append(_zoom(out, enc.face_box))
-        if len(rows) < sheet_rows:
-            rows.append(np.concatenate(tiles, axis=1))
-    if rows:
-        Image.fromarray(np.concatenate(rows, axis=0)).save(sheet_path)
-    engine.close()
+        rows.append(np.concatenate(tiles, axis=1))
     n_found = sum(sum(v) for v in found.values())
-    return {
+    report = {
         "photos": len(photos),
         "faces_found": n_found,
         "faces_found_by_kind": {k: f"{sum(v)}/{len(v)}" for k, v in found.items()},
@@ -226,9 +254,25 @@ def evaluate_photos(
         "strength": strength,
         "same_person_threshold": SAME_PERSON,
         "blends": {b: {a: _shares(same[b][a], reached[b][a]) for a in attributes} for b in blends},
+        "others_kept": {a: float(np.mean(v)) if v else 0.0 for a, v in kept.items()},
         "change_by_kind": _by_kind(kinds, same["change"], reached["change"]),
-        "sheet": str(sheet_path),
     }
+    return report, rows
+
+
+def judge_crop(photo: np.ndarray, face: Face) -> np.ndarray:
+    """The judge's view of a face: aligned to CelebA's crop at 64 px, whatever model edited it."""
+    return align(photo, face, 64, CELEBA).pixels
+
+
+def edited_photo_of(engine: AnyEngine, enc: Encoded, attribute: str, strength: float, blend: Blend) -> np.ndarray:
+    """The whole photo with one attribute's edit, as `/edit` answers it."""
+    assert enc.photo is not None
+    if isinstance(engine, EditNetEngine):
+        d = engine.difference([(attribute, strength)])
+        return paste(enc.photo.pixels, editnet.edited_region(engine, enc, d))
+    change = latent_edit([(engine.attribute(attribute), strength)], engine.cfg.latent_size)
+    return edited_photo(engine, enc, enc.z[None] + change.offset, blend, change.area)
 
 
 def _shares(distances: list[float] | np.ndarray, reached: list[bool] | np.ndarray) -> dict[str, float]:
@@ -263,6 +307,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {b} | {a} | {r['same_person']:.0%} | {r['distance_median']:.3f} | {r['target_reached']:.0%} |"
             )
+    kept = report.get("others_kept", {})
+    if kept:
+        lines += ["", "Other attributes the judge sees unchanged (your photo + the change): "
+                  + ", ".join(f"{a} {v:.1%}" for a, v in kept.items())]  # fmt: skip
     by_kind = report.get("change_by_kind", {})
     edits = list(next(iter(by_kind.values()), {}))
     if edits:
@@ -272,3 +320,57 @@ def markdown(report: dict[str, Any]) -> str:
             cells = (f"{per[a]['target_reached']:.0%} / {per[a]['same_person']:.0%}" for a in edits)
             lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComparePhotosOptions(DataOptions):
+    checkpoints: tuple[Path, ...]  # every model judged on the same photos, in one run
+    classifier: Path  # the judge (`python -m training classifier`); no model trained against it
+    out: Path = Path("photos-report.json")
+    attributes: tuple[str, ...] = ("Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young")
+    strength: float = 1.0
+    per_kind: int = 20  # photos of each kind (KINDS) made from held-out faces
+    photos_dir: Path | None = None  # more photos; default: `photos/` beside the data folder
+    sheet_rows: int = 20
+
+    def __post_init__(self) -> None:
+        if not self.checkpoints or self.per_kind < 1:
+            raise ValueError("give at least one checkpoint and per_kind >= 1")
+
+
+def compare_photos(opts: ComparePhotosOptions) -> Path:
+    """`python -m training compare-photos`: several models on the same whole photos of people
+    none of them trained on, judged alike; one report and one sheet (each photo, then each
+    model's edits of it, side by side)."""
+    from training import identity
+    from training.classifier import load_classifier
+
+    if not identity.available():
+        raise RuntimeError("whole-photo evaluation needs the identity judge: pip install -e '.[identity]'")
+    clf, meta = load_classifier(opts.classifier)
+    names = list(meta["names"])  # type: ignore[call-overload]
+    data = opts.load_data(64)
+    shipped = opts.photos_dir or Path(opts.data).resolve().parent / "photos"
+    photos = test_photos(data, opts.per_kind, shipped, opts.seed)
+    reports: dict[str, Any] = {}
+    sheets: list[list[np.ndarray]] = []
+    for ckpt in opts.checkpoints:
+        engine = load_engine(ckpt, "cpu", batch_wait_ms=0)
+        try:
+            reports[str(ckpt)], rows = judge_photos(engine, clf, names, photos, tuple(opts.attributes), opts.strength)
+        finally:
+            engine.close()
+        sheets.append(rows)
+    out = Path(opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"options": jsonable(opts), "models": reports}, indent=2) + "\n")
+    text = "\n".join(f"### {name}\n\n{markdown(r)}" for name, r in reports.items())
+    out.with_suffix(".md").write_text(text)
+    if all(len(r) == len(sheets[0]) for r in sheets):  # the same faces found: rows line up
+        gap = np.full((sheets[0][0].shape[0], 8, 3), 255, np.uint8)
+        side = sheets[0][0].shape[0]  # each row: the photo, then each model's edits without the photo again
+        rows = [np.concatenate([sheets[0][i][:, :side], *(x for rs in sheets for x in (gap, rs[i][:, side:]))], axis=1)
+                for i in range(min(len(sheets[0]), opts.sheet_rows))]  # fmt: skip
+        Image.fromarray(np.concatenate(rows, axis=0)).save(out.with_name(out.stem + "-sheet.png"))
+    print(text)
+    return out
