@@ -35,7 +35,7 @@ def _register() -> None:
     from training.classifier import ClassifierOptions, train_classifier
     from training.curve import CurveOptions, quality_curve
     from training.editnet import EditorOptions, train_editor
-    from training.editor_curve import EditorCurveOptions, editor_curve
+    from training.editor_curve import EditorCalibrateOptions, EditorCurveOptions, editor_calibrate, editor_curve
     from training.encoder import EncoderOptions, train_encoder
     from training.evaluate import EvaluateOptions, evaluate
     from training.guides import GuideOptions, fit_guides
@@ -50,6 +50,7 @@ def _register() -> None:
             "guides": (GuideOptions, fit_guides, "the image-to-image editor's frozen attribute guides"),
             "editor": (EditorOptions, train_editor, "train the image-to-image editor (resumable run folder)"),
             "editor-curve": (EditorCurveOptions, editor_curve, "reach against identity: editor snapshots vs a DCGAN"),
+            "editor-calibrate": (EditorCalibrateOptions, editor_calibrate, "what strength 1 sends, per attribute"),
             "compare-photos": (ComparePhotosOptions, compare_photos, "models side by side on the same whole photos"),
             "evaluate": (EvaluateOptions, evaluate, "reconstruction and edit-quality report"),
             "bench": (BenchOptions, run_bench, "training throughput against a reference step"),

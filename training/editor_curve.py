@@ -254,3 +254,55 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+SCALES = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+KEEP_PEOPLE, ENOUGH_REACHED = 0.95, 0.85
+
+
+@dataclass(frozen=True, kw_only=True)
+class EditorCalibrateOptions(DataOptions):
+    checkpoint: Path  # an editor checkpoint
+    classifier: Path  # the judge
+    out: Path  # the calibrated checkpoint folder (the editor and its calibration)
+    attributes: tuple[str, ...] = TARGET_ATTRIBUTES
+    scales: tuple[float, ...] = SCALES
+    faces: int = 100
+
+    def __post_init__(self) -> None:
+        if self.faces < 1 or not self.scales or min(self.scales) <= 0:
+            raise ValueError("need faces >= 1 and scales > 0")
+
+
+def choose_scale(points: dict[float, dict[str, float]]) -> float:
+    """Strength 1's difference: the person first. The smallest scale that reaches ENOUGH_REACHED
+    while keeping KEEP_PEOPLE, else the longest that keeps KEEP_PEOPLE (else the shortest tried)."""
+    kept = [s for s in sorted(points) if points[s]["same_person"] >= KEEP_PEOPLE]
+    enough = [s for s in kept if points[s]["reached"] >= ENOUGH_REACHED]
+    return enough[0] if enough else (kept[-1] if kept else min(points))
+
+
+def editor_calibrate(opts: EditorCalibrateOptions) -> Path:
+    """`python -m training editor-calibrate`: what strength 1 sends for each attribute, measured on
+    held-out faces of people that `evaluate`, `editor-curve` and `compare-photos` do not judge
+    (CelebA.calibration_idx), with the same yardstick."""
+    from models.checkpoint import EditorCalibration, save_editor
+
+    data = opts.load_data(64)
+    idx = data.calibration_idx(opts.faces, evaluated=max(256, opts.faces))
+    ys = Yardstick(data, idx, opts.classifier, tuple(opts.attributes))
+    model = load_editor(opts.checkpoint)
+    table: dict[str, dict[float, dict[str, float]]] = {a: {} for a in opts.attributes}
+    for s in tqdm(opts.scales, desc="scales", unit="scale"):
+        point = editor_point(model, ys, [model.cfg.attributes.index(a) for a in opts.attributes], s)
+        for a in opts.attributes:
+            table[a][s] = point[a]
+    for a, points in table.items():
+        s = choose_scale(points)
+        model.calibrations[a] = EditorCalibration(s, points[s]["reached"], points[s]["same_person"])
+    model.meta["calibration_table"] = {a: {str(s): p for s, p in pts.items()} for a, pts in table.items()}
+    model.meta["calibration_faces"] = len(idx)
+    save_editor(opts.out, model)
+    for a, cal in model.calibrations.items():
+        print(f"{a}: strength 1 = difference {cal.scale} (reached {cal.reached}, same person {cal.same_person})")
+    return Path(opts.out)

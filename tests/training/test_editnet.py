@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -13,7 +14,9 @@ from safetensors import safe_open
 from models.checkpoint import load_editor
 from models.guides import load_guides
 from training.__main__ import main
+from training import identity
 from training.editnet import draw_targets
+from training.editor_curve import choose_scale, paste_change
 
 ATTRS = "Male,Smiling,Blond_Hair,Black_Hair,Brown_Hair"
 TINY = ["--image-size", "32", "--width", "8", "--skips", "1", "--batch", "4", "--device", "cpu", "--attributes", ATTRS]
@@ -75,3 +78,59 @@ def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path
     with torch.no_grad():
         out, mask = model.G(x, torch.zeros(1, 5))
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
+
+
+def test_a_change_pasted_into_the_photo_moves_only_where_the_crop_changed() -> None:
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)
+    before = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    after = before.copy()
+    after[8:12, 8:12] = 255 - after[8:12, 8:12]
+    out = paste_change(photo, (0.0, 10.0, 89.0, 99.0), before, after)
+    moved = np.abs(out.astype(int) - photo.astype(int)).max(2) > 0
+    ys, xs = np.nonzero(moved)
+    assert moved.any() and ys.min() >= 10 + 8 * 89 / 32 - 3 and ys.max() <= 10 + 12 * 89 / 32 + 3
+    assert np.array_equal(paste_change(photo, (0.0, 10.0, 89.0, 99.0), before, before), photo)
+
+
+def test_strength_one_is_the_first_scale_that_reaches_while_keeping_the_people() -> None:
+    p = {0.5: {"reached": 0.4, "same_person": 1.0}, 1.0: {"reached": 0.9, "same_person": 0.97},
+         2.0: {"reached": 0.99, "same_person": 0.9}}  # fmt: skip
+    assert choose_scale(p) == 1.0
+    p[1.0]["reached"] = 0.8
+    assert choose_scale(p) == 1.0  # never enough: the longest that keeps 95 %
+    p[0.5]["same_person"] = p[1.0]["same_person"] = 0.5
+    assert choose_scale(p) == 0.5  # nothing keeps them: the shortest
+
+
+@pytest.mark.skipif(not identity.available(), reason="needs the identity judge (pip install -e '.[identity]')")
+def test_the_curve_calibration_and_photo_comparison_judge_the_editor_and_a_dcgan_alike(
+    celeba_half: Path, guides: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    common = ["--data", str(celeba_half), "--cache-dir", str(tmp_path / "cache")]
+    run = tmp_path / "run"
+    assert main(["editor", *common, "--guides", str(guides), *TINY, "--out", str(run), "--kimg", "0.008",
+                 "--snapshot-kimg", "0.004"]) == 0  # fmt: skip
+    clf = tmp_path / "clf"
+    assert main(["classifier", *common, "--out", str(clf), "--width", "4", "--kimg", "0.016", "--batch", "8"]) == 0
+    judged = ["--classifier", str(clf), "--faces", "3", "--attributes", "Male,Smiling"]
+    curve = tmp_path / "curve.json"
+    args = [*common, *judged, "--run", str(run), "--dcgan", str(tiny_checkpoint), "--strengths", "1,2"]
+    assert main(["editor-curve", *args, "--out", str(curve)]) == 0
+    report = json.loads(curve.read_text())
+    assert [e["snapshot"] for e in report["editor"]] == ["step-0000001", "step-0000002"]
+    for entry in (report["editor"][-1], report["dcgan"]):
+        assert set(entry["points"]) == {"1.0", "2.0"} and set(entry["points"]["1.0"]) == {"Male", "Smiling"}
+    assert curve.with_suffix(".png").is_file()
+    calibrated = tmp_path / "calibrated"
+    assert main(["editor-calibrate", *common, *judged, "--checkpoint", str(run / "checkpoint"), "--scales", "1,2",
+                 "--out", str(calibrated)]) == 0  # fmt: skip
+    model = load_editor(calibrated)
+    assert set(model.calibrations) == {"Male", "Smiling"} and model.scale("Male") in (1.0, 2.0)
+    out = tmp_path / "photos" / "report.json"
+    both = f"{calibrated},{tiny_checkpoint}"
+    assert main(["compare-photos", *common, "--checkpoints", both, "--classifier", str(clf), "--per-kind", "1",
+                 "--attributes", "Male,Smiling", "--out", str(out)]) == 0  # fmt: skip
+    models = json.loads(out.read_text())["models"]
+    assert set(models[str(calibrated)]["blends"]) == {"change"}  # the editor pastes its own change only
+    assert set(models[str(tiny_checkpoint)]["blends"]) == {"change", "generated"}
