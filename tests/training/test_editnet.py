@@ -13,8 +13,8 @@ from safetensors import safe_open
 
 from models.checkpoint import load_editor
 from models.guides import load_guides
-from training.__main__ import main
 from training import identity
+from training.__main__ import main
 from training.editnet import draw_targets
 from training.editor_curve import choose_scale, paste_change
 
