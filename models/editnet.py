@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from models.geometry import CELEBA, FaceGeometry
+from models.geometry import CELEBA_HEAD
 
 # What the editor edits, most asked for first: the five the product is judged on, then the
 # rest of AttGAN's thirteen that CelebA labels well.
@@ -36,10 +36,7 @@ EDITOR_ATTRIBUTES = (
     "No_Beard", "Mustache", "Bald", "Pale_Skin", "Mouth_Slightly_Open",
 )  # fmt: skip
 
-# The editor's crop holds what its attributes change: the whole head with its hair (Blond_Hair,
-# Bald, Bangs), not only the face. CelebA's aligned frame (178 x 218), its full width from
-# above the crown to below the chin; the landmarks are CELEBA's, so one alignment serves both.
-HEAD_GEOMETRY = FaceGeometry(frame=CELEBA.frame, crop_box=(0.0, 20.0, 178.0, 198.0), landmarks=CELEBA.landmarks)
+HEAD_GEOMETRY = CELEBA_HEAD  # the editor's crop: the head with its hair (models/geometry.py)
 
 
 @dataclass(frozen=True)

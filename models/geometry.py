@@ -55,6 +55,12 @@ CELEBA = FaceGeometry(
     landmarks=((69.3, 110.6), (108.2, 110.8), (88.3, 133.5), (72.2, 151.3), (105.2, 151.7)),
 )
 
+# The image-to-image editor's crop holds what its attributes change: the whole head with its hair
+# (Blond_Hair, Bald, Bangs), not only the face. CelebA's aligned frame at its full width, from
+# above the crown to below the chin; the landmarks are CELEBA's, so one alignment serves both.
+CELEBA_HEAD = FaceGeometry(frame=CELEBA.frame, crop_box=(0.0, 20.0, 178.0, 198.0), landmarks=CELEBA.landmarks)
+GEOMETRIES = {"celeba": CELEBA, "head": CELEBA_HEAD}  # by the name a command line gives
+
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The least-squares similarity transform (Umeyama 1991) taking points src to dst: (2, 3).

@@ -22,7 +22,6 @@ curve (`python -m training editor-curve`). `--minutes` stops on time, after a sn
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from models.checkpoint import EditorModel, load_optimizer_state, optimizer_state, save_editor
+from models.checkpoint import EditorModel, load_editor, load_optimizer_state, optimizer_state, save_editor
 from models.editnet import EDITOR_ATTRIBUTES, HEAD_GEOMETRY, EditNet, EditorConfig, EditorDiscriminator, mask_terms
 from models.guides import Guides, load_guides
 from training.augment import diff_augment
@@ -55,6 +54,8 @@ class EditorOptions(DataOptions):
     guides: Path  # `python -m training guides` folder
     out: Path = Path("runs/editor")  # the run folder itself (resumable), not a parent
     resume: bool = False
+    init: Path | None = None  # a new run starts from this editor checkpoint (its G and D), fresh optimisers
+    peak_tflops: float | None = None  # the device's peak (bf16) for the share the progress line prints
     attributes: tuple[str, ...] = EDITOR_ATTRIBUTES
     image_size: int = 64
     width: int = 32
@@ -134,6 +135,8 @@ class EditorTraining:
         self.amp = autocast_for(device, opts.precision)
         self.ema_beta = 0.5 ** (opts.batch / (opts.ema_kimg * 1000))
         self.step = 0
+        self.images = 0  # faces seen, whatever the batch size of the runs before
+        self.spent = {"cpu_seconds": 0.0, "gpu_seconds": 0.0}  # of this run and the runs it started from
 
     def guide_logits(self, x: Tensor) -> Tensor:
         """The guides' logits (M, B, K) of an augmented copy (flip, colour, translation) of x."""
@@ -178,6 +181,7 @@ class EditorTraining:
             for be, bb in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
                 be.copy_(bb)
         self.step += 1
+        self.images += b
         return {
             "D": loss_d.item(), "G_adv": adv.item(), "cls": cls.item(), "rec": rec_l1.item(),
             "mask": area.mean().item(),
@@ -196,7 +200,8 @@ class EditorTraining:
         for name, optim in self.optims.items():
             t, groups[f"opt_{name}"] = optimizer_state(optim, f"opt_{name}")
             tensors.update({k: v.cpu().contiguous() for k, v in t.items()})
-        meta = {"step": str(self.step), "seconds": str(seconds), "history": json.dumps(history), **groups}
+        meta = {"step": str(self.step), "images": str(self.images), "seconds": str(seconds),
+                "spent": json.dumps(self.spent), "history": json.dumps(history), **groups}  # fmt: skip
         save_file(tensors, str(path.with_suffix(".tmp")), metadata=meta)
         path.with_suffix(".tmp").replace(path)
 
@@ -209,7 +214,31 @@ class EditorTraining:
         for name, optim in self.optims.items():
             load_optimizer_state(optim, tensors, f"opt_{name}", meta[f"opt_{name}"])
         self.step = int(meta["step"])
+        self.images = int(meta.get("images", self.step * self.opts.batch))
+        self.spent = json.loads(meta.get("spent", "{}")) or {"cpu_seconds": float(meta["seconds"]), "gpu_seconds": 0.0}
         return json.loads(meta["history"]), float(meta["seconds"])
+
+    def load_init(self, path: Path) -> None:
+        """Start from an editor checkpoint: G and its EMA from its G, D from its D (when it has one);
+        the images and compute it cost carry on, the optimisers start fresh."""
+        model = load_editor(path)
+        if model.cfg != self.cfg:
+            raise ValueError(f"{path} is an editor of another shape ({model.cfg}) than this run's ({self.cfg})")
+        self.G.load_state_dict(model.G.state_dict())
+        self.G_ema.load_state_dict(model.G.state_dict())
+        if model.D is not None:
+            self.D.load_state_dict(model.D.state_dict())
+        t = model.meta.get("training", {})
+        self.images = round(float(t.get("kimg", 0.0)) * 1000)
+        self.spent = {k: float(t.get(k, 0.0)) for k in self.spent}
+
+    def count_flops(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> tuple[dict[str, float], float]:
+        """One training step (it trains, like any other), and its floating-point operations per image."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            losses = self.train_step(x, y, t, known)
+        return losses, counter.get_total_flops() / len(x)
 
     def plain(self, module: M) -> M:
         """A contiguous CPU copy, so saved weights do not depend on memory format or device."""
@@ -253,7 +282,10 @@ def train_editor(opts: EditorOptions, data: CelebA | None = None) -> Path:
     seconds = 0.0
     if opts.resume and resume.exists():
         history, seconds = tr.load_resume(resume)
-        print(f"resumed {run} at step {tr.step} ({tr.step * opts.batch / 1000:.1f} kimg)")
+        print(f"resumed {run} at step {tr.step} ({tr.images / 1000:.1f} kimg)")
+    elif opts.init is not None:
+        tr.load_init(opts.init)
+        print(f"started from {opts.init} ({tr.images / 1000:.1f} kimg)")
     (run / "options.json").write_text(json.dumps(jsonable(opts), indent=2) + "\n")
     names = tuple(opts.attributes)
     signed = torch.from_numpy(data.signed_labels(names))
@@ -265,31 +297,47 @@ def train_editor(opts: EditorOptions, data: CelebA | None = None) -> Path:
     view = torch.from_numpy(data.val_idx[:8])
     val_x, val_y = to_model_input(images[view], device, opts.channels_last), labels[view].to(device)
     shown = tuple(a for a in TARGET_ATTRIBUTES if a in names) or names[:5]
-    total = math.ceil(opts.kimg * 1000 / opts.batch)
-    every = max(1, round(opts.snapshot_kimg * 1000 / opts.batch))
-    start, last_print = time.monotonic(), time.monotonic()
-    seconds_at_start = seconds
-    while tr.step < total:
+    total, every = round(opts.kimg * 1000), max(1, round(opts.snapshot_kimg * 1000))
+    start = last_print = prev = time.monotonic()
+    seconds_at_start, images_at_start, flops = seconds, tr.images, 0.0
+    per_second = "cpu_seconds" if device.type == "cpu" else "gpu_seconds"
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    while tr.images < total:
         idx, x_u8 = next(stream)
         sel = torch.from_numpy(idx)
         y, known = labels[sel], known_all[sel]
         t = draw_targets(y, known.bool(), names, opts.flips, gen)
         x = to_model_input(x_u8, device, opts.channels_last)
-        losses = tr.train_step(x, y.to(device), t.to(device), known.to(device))
+        args = (x, y.to(device), t.to(device), known.to(device))
+        if not flops:  # the first step of this invocation also counts its work
+            losses, flops = tr.count_flops(*args)
+            print(f"{flops / 1e9:.2f} GFLOP per training image (batch {opts.batch})", flush=True)
+        else:
+            losses = tr.train_step(*args)
         for k, v in losses.items():
             history.setdefault(k, []).append(v)
-        seconds = seconds_at_start + time.monotonic() - start
-        out_of_time = opts.minutes is not None and time.monotonic() - start > opts.minutes * 60
-        if time.monotonic() - last_print > 60:
-            rate = (tr.step * opts.batch / 1000) / max(seconds, 1e-9)
-            print(f"step {tr.step} kimg {tr.step * opts.batch / 1000:.1f} ({rate * 3600:.0f} kimg/h) "
-                  + " ".join(f"{k} {np.mean(v[-50:]):.3f}" for k, v in history.items()), flush=True)  # fmt: skip
-            last_print = time.monotonic()
-        if tr.step % every == 0 or tr.step == total or out_of_time:
+        now = time.monotonic()
+        tr.spent[per_second] += (now - prev) * threads
+        seconds, prev = seconds_at_start + now - start, now
+        out_of_time = opts.minutes is not None and now - start > opts.minutes * 60
+        if now - last_print > 60:
+            print(progress(tr, history, (tr.images - images_at_start) / (now - start), flops, opts.peak_tflops),
+                  flush=True)  # fmt: skip
+            last_print = now
+        if tr.images // every != (tr.images - opts.batch) // every or tr.images >= total or out_of_time:
             snapshot(run, tr, history, seconds, data, val_x, val_y, shown)
         if out_of_time:
             break
     return run
+
+
+def progress(tr: EditorTraining, history: dict[str, list[float]], img_s: float, flops: float, peak: float | None
+             ) -> str:  # fmt: skip
+    """One progress line: images, throughput (and its share of the device's peak), recent losses."""
+    tflops = img_s * flops / 1e12
+    share = f", {tflops / peak:.1%} of the {peak:.0f} TFLOP/s peak" if peak else ""
+    losses = " ".join(f"{k} {np.mean(v[-50:]):.3f}" for k, v in history.items())
+    return f"step {tr.step} kimg {tr.images / 1000:.1f} img_s {img_s:.1f} ({tflops:.2f} TFLOP/s{share}) {losses}"
 
 
 def snapshot(
@@ -303,18 +351,16 @@ def snapshot(
     shown: tuple[str, ...],
 ) -> None:
     opts = tr.opts
-    kimg = tr.step * opts.batch / 1000
+    kimg = tr.images / 1000
     names = tuple(opts.attributes)
     sheet = sample_sheet(tr.G_ema, val_x, val_y, names, shown)
     save_grid(sheet, run / f"samples-{tr.step:06d}.png", nrow=3 + len(shown))
     steps = list(range(1, len(next(iter(history.values()))) + 1))
     save_loss_plot(history, steps, run / "loss.png", f"editor losses ({run.name})")
-    cpu_s = seconds * (torch.get_num_threads() if tr.device.type == "cpu" else 1)
     meta = {
         "training": {
-            "stage": "editnet", "step": tr.step, "kimg": kimg, "seconds": seconds, "cpu_seconds": cpu_s,
-            "seconds_per_kimg": seconds / max(kimg, 1e-9), "device": str(tr.device), "data": data.describe(),
-            "options": jsonable(opts),
+            "stage": "editnet", "step": tr.step, "kimg": kimg, "seconds": seconds, **tr.spent,
+            "device": str(tr.device), "data": data.describe(), "options": jsonable(opts),
         },
         "guides": str(opts.guides),
         "default_strength": 1.0,

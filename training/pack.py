@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.geometry import CELEBA, FaceGeometry
+from models.geometry import CELEBA, GEOMETRIES, FaceGeometry
 from training.folders import GRID, PACK_FILE, PACK_VERSION, AlignedSet, DataOptions, align_folder, split_set
 
 QUALITY = 75  # WebP quality: the three sets at 128 px, 6,000 faces each, in 25 MiB
@@ -35,10 +35,13 @@ class PackOptions(DataOptions):
     quality: int = QUALITY  # WebP quality of the atlases
     max_faces: int | None = None  # per set, a random choice of its training faces
     workers: int = 1  # processes aligning the photos (once: the aligned sets are cached)
+    geometry: str = "celeba"  # the crop: celeba (the latent models') or head (the editor's, with the hair)
 
     def __post_init__(self) -> None:
         if not 1 <= self.quality <= 100 or self.workers < 1 or (self.max_faces is not None and self.max_faces < 1):
             raise ValueError("need 1 <= quality <= 100, workers >= 1 and max_faces >= 1")
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(f"geometry must be one of {sorted(GEOMETRIES)}, got {self.geometry!r}")
 
 
 def write_pack(s: AlignedSet, out: Path, quality: int = QUALITY, geometry: FaceGeometry = CELEBA) -> int:
@@ -84,13 +87,14 @@ def pack_sets(opts: PackOptions) -> Path:
     rng = np.random.default_rng(opts.seed)
     total = 0
     for root in roots:
+        geometry = GEOMETRIES[opts.geometry]
         s = align_folder(
-            root, opts.image_size, cache_dir=opts.cache_dir, max_images=opts.max_images, workers=opts.workers
+            root, opts.image_size, geometry, cache_dir=opts.cache_dir, max_images=opts.max_images, workers=opts.workers
         )
         train, _ = split_set(s, opts.val_fraction, opts.seed)
         if opts.max_faces is not None and len(train) > opts.max_faces:
             train = np.sort(rng.choice(train, opts.max_faces, replace=False))
-        nbytes = write_pack(s.take(train), Path(opts.out) / root.name, opts.quality)
+        nbytes = write_pack(s.take(train), Path(opts.out) / root.name, opts.quality, geometry)
         total += nbytes
         print(f"{root.name}: {len(train)} of {len(s.files)} faces (held-out left out), {nbytes / 2**20:.1f} MiB")
     print(f"{opts.out}: {total / 2**20:.1f} MiB")

@@ -78,6 +78,13 @@ def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path
     with torch.no_grad():
         out, mask = model.G(x, torch.zeros(1, 5))
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
+    # a new run (another machine, another batch) starts from the checkpoint: images and compute carry on
+    tiny_b2 = [*common[: common.index("--batch")], "--batch", "2", *common[common.index("--batch") + 2 :]]
+    again = tmp_path / "again"
+    assert main(["editor", *tiny_b2, "--out", str(again), "--init", str(run / "checkpoint"), "--kimg", "0.036"]) == 0
+    t = load_editor(again / "checkpoint").meta["training"]
+    assert t["kimg"] == pytest.approx(0.036) and t["step"] == 2
+    assert t["cpu_seconds"] > model.meta["training"]["cpu_seconds"]
 
 
 def test_a_change_pasted_into_the_photo_moves_only_where_the_crop_changed() -> None:
