@@ -60,6 +60,7 @@ class EditorOptions(DataOptions):
     image_size: int = 64
     width: int = 32
     skips: int = 2
+    d_width: int = 32
     batch: int = 32
     lr: float = 2e-4
     kimg: float = 1000.0
@@ -81,7 +82,10 @@ class EditorOptions(DataOptions):
             raise ValueError("need batch >= 2, kimg > 0, snapshot_kimg > 0, flips > 0")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be > 0")
-        EditorConfig(tuple(self.attributes), self.image_size, self.width, skips=self.skips)  # validates
+        self.config()  # validates
+
+    def config(self) -> EditorConfig:
+        return EditorConfig(tuple(self.attributes), self.image_size, self.width, skips=self.skips, d_width=self.d_width)
 
 
 def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float, gen: torch.Generator) -> Tensor:
@@ -115,7 +119,7 @@ class EditorTraining:
 
     def __init__(self, opts: EditorOptions, device: torch.device) -> None:
         self.opts, self.device = opts, device
-        self.cfg = EditorConfig(tuple(opts.attributes), opts.image_size, opts.width, skips=opts.skips)
+        self.cfg = opts.config()
         self.G = EditNet(self.cfg).to(device)
         self.G_ema = EditNet(self.cfg).to(device).eval().requires_grad_(False)
         self.G_ema.load_state_dict(self.G.state_dict())

@@ -4,6 +4,10 @@ snapshots, refuses to be overwritten, resumes where it stopped, and a checkpoint
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ from training.__main__ import main
 from training.editnet import draw_targets
 from training.editor_curve import choose_scale, paste_change
 
+REPO = Path(__file__).resolve().parents[2]
 ATTRS = "Male,Smiling,Blond_Hair,Black_Hair,Brown_Hair"
 TINY = ["--image-size", "32", "--width", "8", "--skips", "1", "--batch", "4", "--device", "cpu", "--attributes", ATTRS]
 
@@ -141,3 +146,42 @@ def test_the_curve_calibration_and_photo_comparison_judge_the_editor_and_a_dcgan
     models = json.loads(out.read_text())["models"]
     assert set(models[str(calibrated)]["blends"]) == {"change"}  # the editor pastes its own change only
     assert set(models[str(tiny_checkpoint)]["blends"]) == {"change", "generated"}
+
+
+def test_the_gpu_script_trains_the_editor_on_packed_faces_and_continues_what_it_brought_back(
+    celeba_half: Path, guides: Path, tmp_path: Path
+) -> None:
+    """scripts/gpu-editor.sh as the device runs it, on the CPU for a few seconds with a tiny editor:
+    packed sets only, $OUT within what the device tool brings back (8 files of 16 MiB), and a second
+    run starting from the checkpoint the first brought back, as the next lent GPU would."""
+    pack = tmp_path / ".gpu"
+    assert main(["pack", "--data", str(celeba_half), "--image-size", "32", "--geometry", "head",
+                 "--cache-dir", str(tmp_path / "cache"), "--out", str(pack / "faces")]) == 0  # fmt: skip
+    for name in ("celeba-10k", "celeba-test-crops", "utkface-10k"):
+        (pack / "faces" / name).symlink_to(pack / "faces" / celeba_half.name)
+    (pack / "guides").symlink_to(guides)
+    env = {**os.environ, "PACK": str(pack), "PY": sys.executable, "WHEELS": "0", "DEVICE": "cpu",
+           "MINUTES": "0.02", "BATCH": "4", "ATTRIBUTES": ATTRS, "SIZE": "32", "WIDTH": "8", "SKIPS": "1", "D_WIDTH": "8",
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    kimg = []
+    for i in range(2):
+        out = tmp_path / f"out{i}"
+        run_env = {**env, "OUT": str(out), "RUN": str(tmp_path / f"run{i}")}
+        subprocess.run(["bash", "scripts/gpu-editor.sh"], cwd=REPO, env=run_env, check=True, timeout=900)
+        sizes = [p.stat().st_size for p in out.iterdir()]
+        assert len(sizes) <= 8 and max(sizes) <= 16 * 2**20
+        parts = sorted(out.glob("model.safetensors.part-*"))
+        assert {p.name for p in out.iterdir()} == {"config.json", "samples.png", "loss.png", "train.log"} | {
+            p.name for p in parts
+        }
+        ck = pack / "editor"  # what the next run carries in
+        shutil.rmtree(ck, ignore_errors=True)
+        ck.mkdir()
+        (ck / "config.json").write_bytes((out / "config.json").read_bytes())
+        (ck / "model.safetensors").write_bytes(b"".join(p.read_bytes() for p in parts))
+        model = load_editor(ck)
+        assert model.cfg.image_size == 32 and model.D is not None
+        kimg.append(model.meta["training"]["kimg"])
+        log = (out / "train.log").read_text()
+        assert "GFLOP per training image" in log and ("started from" in log) == (i == 1)
+    assert kimg[1] > kimg[0] > 0
