@@ -161,8 +161,8 @@ def test_the_gpu_script_trains_the_editor_on_packed_faces_and_continues_what_it_
         (pack / "faces" / name).symlink_to(pack / "faces" / celeba_half.name)
     (pack / "guides").symlink_to(guides)
     env = {**os.environ, "PACK": str(pack), "PY": sys.executable, "WHEELS": "0", "DEVICE": "cpu",
-           "MINUTES": "0.02", "BATCH": "4", "ATTRIBUTES": ATTRS, "SIZE": "32", "WIDTH": "8", "SKIPS": "1", "D_WIDTH": "8",
-           "OMP_NUM_THREADS": "1"}  # fmt: skip
+           "MINUTES": "0.02", "BATCH": "4", "ATTRIBUTES": ATTRS, "SIZE": "32", "WIDTH": "8", "SKIPS": "1",
+           "D_WIDTH": "8", "OMP_NUM_THREADS": "1"}  # fmt: skip
     kimg = []
     for i in range(2):
         out = tmp_path / f"out{i}"
