@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,12 @@ from app.serve import ROOT, free_port, start_server
 __all__ = ["PHOTOS", "ROOT", "Request", "drive", "free_port", "rss_mb", "start_server"]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -64,9 +71,10 @@ async def drive(
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=clients + 4)) as http:
         await request(http)  # warm-up
         sampler = asyncio.create_task(sample_memory())
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_s(pid) if pid is not None else 0.0
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - t0
+        cpu = cpu_s(pid) - cpu0 if pid is not None else float("nan")
         sampler.cancel()
     q = statistics.quantiles(latencies, n=100)
     out: dict[str, Any] = {
@@ -76,6 +84,7 @@ async def drive(
         "p95_ms": 1000 * q[94],
         "p99_ms": 1000 * q[98],
         "errors": errors,
+        "server_cpu_ms_per_request": 1000 * cpu / max(1, len(latencies)),
     }
     if memory:
         out |= {"rss_start_mb": memory[0], "rss_end_mb": memory[-1], "rss_max_mb": max(memory)}

@@ -1,15 +1,18 @@
 """Load report: 1, 4 and 16 concurrent clients (by default) on /edit and /encode against the
 real service (uvicorn; with --redis also a real redis-server as its store), each phase
 --seconds long. Prints requests/s, p50/p95/p99, errors and the server's resident memory at the
-start, end and peak. With --baseline DIR the same cases run, in the same run, against the
-service of another checkout (e.g. `git worktree add /tmp/base <commit>`), for a before/after.
+start, end and peak, and the server's CPU time per request. With --baseline DIR the same cases run,
+in the same run, against the service of another checkout (e.g. `git worktree add /tmp/base
+<commit>`), for a before/after; with --compare CHECKPOINT, against this service on another model
+(the image-to-image editor against the DCGAN, say).
 
 Cases: /edit of an encoded 512 px PNG photo by latent id, answered exactly (the whole photo as a
 PNG), as a JPEG (`Accept: image/jpeg`) and as the edited tile (`tile=true`, what the page's
 sliders ask for); /encode of an aligned face; /encode of the photo (detection, alignment,
 inversion with its refinement).
 
-    python benchmarks/load.py [--clients 1,4,16] [--seconds 20] [--redis] [--baseline DIR] [--out report.json]
+    python -m benchmarks.load [--clients 1,4,16] [--seconds 20] [--redis] [--baseline DIR]
+        [--checkpoint DIR] [--compare CHECKPOINT] [--out report.json]
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def measure(root: Path, env: dict[str, str], clients: list[int], seconds: float,
                 results[f"{name} x{n}"] = r
                 line = f"{label:9s} {name:24s} {n:3d} clients {r['rps']:7.1f} req/s  "
                 line += f"p50 {r['p50_ms']:7.1f}  p95 {r['p95_ms']:7.1f}  p99 {r['p99_ms']:7.1f} ms  "
+                line += f"server CPU {r['server_cpu_ms_per_request']:6.1f} ms/req  "
                 line += f"errors {r['errors']}  RSS peak {r.get('rss_max_mb', 0):.0f} MB"
                 print(line, flush=True)
     finally:
@@ -70,6 +74,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--redis", action="store_true", help="start a real redis-server as the store")
     p.add_argument("--baseline", type=Path, help="another checkout of the service, measured the same way")
+    p.add_argument("--compare", type=Path, help="another checkpoint, served by this checkout, measured the same way")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
@@ -94,7 +99,10 @@ def main() -> None:
     try:
         if args.baseline:
             report["baseline"] = measure(args.baseline.resolve(), env, clients, args.seconds, "baseline")
-        report["results"] = measure(ROOT, env, clients, args.seconds, "this")
+        if args.compare:
+            other = {**env, "FACEEDIT_CHECKPOINT": str(args.compare)}
+            report["compare"] = measure(ROOT, other, clients, args.seconds, args.compare.name[:9])
+        report["results"] = measure(ROOT, env, clients, args.seconds, Path(args.checkpoint).name[:9])
     finally:
         if redis_proc:
             redis_proc.terminate()
