@@ -185,3 +185,25 @@ def test_generated_faces_and_morph(bundled_server: str, browser, photos: Path) -
     page.locator("#morph-t").focus()
     page.keyboard.press("End")
     assert page.locator("#morph-frame").get_attribute("src") != first
+
+
+def test_the_editor_page_edits_and_hides_what_needs_a_latent_space(  # type: ignore[no-untyped-def]
+    browser, tiny_editor: Path, photos: Path
+) -> None:
+    proc, url = start_server({"FACEEDIT_CHECKPOINT": str(tiny_editor)})
+    try:
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.set_default_timeout(SLOW)
+        page.goto(url + "/")
+        page.wait_for_function("document.querySelectorAll('input[data-attribute]').length === 13")
+        assert page.locator("#more").is_hidden() and page.locator("#generated").is_hidden()
+        page.set_input_files("#file", str(photos / "astronaut.png"))
+        first = _result_changes(page, None)
+        for panel in ("#refine-panel", "#brush-panel", "#custom-panel", "#morph-section"):
+            assert page.locator(panel).is_hidden(), panel  # no latent space: no refine, brush, custom, morph
+        _set_slider(page, "Smiling", 1.0)
+        _result_changes(page, first)
+        page.screenshot(path=str(ARTIFACTS / "7-editor-smiling.png"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
