@@ -147,8 +147,8 @@ class AttributesResponse(BaseModel):
     max_strength: float
     family: str = Field(description="the loaded model's family: editnet (the image-to-image editor), dcgan, cgan...")
     latent: bool = Field(
-        description="the model has a latent space: morphing, random faces, custom attributes and the optimised "
-        "edit need one (with the editor they answer 422)"
+        description="the model has a latent space: morphing, random faces and custom attributes need one "
+        "(with the editor they answer 422)"
     )
 
 

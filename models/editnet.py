@@ -192,4 +192,34 @@ def flops_per_image(cfg: EditorConfig) -> float:
     return total
 
 
-__all__ = ["EDITOR_ATTRIBUTES", "HEAD_GEOMETRY", "EditNet", "EditorConfig", "EditorDiscriminator"]
+
+
+class EditAsGenerator(nn.Module):
+    """The editor as an optimiser sees it (the optimised edit, Zhu et al. 2016): a "latent" (B, K + g*g),
+    the difference vector and the logits of a coarse g x g gain on the edit's mask, to the edited
+    face of x (1, 3, S, S). The gain only narrows the edit where the network put it; with the
+    difference it is what `models.latent_math.optimize_latent` moves, under D's realism term and the
+    user's brush."""
+
+    def __init__(self, net: EditNet, x: Tensor, grid: int = 16) -> None:
+        super().__init__()
+        self.net, self.x, self.grid = net, x, grid
+        self.k = len(net.cfg.attributes)
+
+    def start(self, d: Tensor, gain: float = 0.95) -> Tensor:
+        """The latent of difference d (B, K) with the mask as the network draws it (gain ~1)."""
+        logit = torch.logit(torch.tensor(gain))
+        return torch.cat([d, logit.expand(len(d), self.grid * self.grid).to(d)], 1)
+
+    def forward(self, z: Tensor) -> Tensor:
+        d, logits = z[:, : self.k], z[:, self.k :]
+        x = self.x.expand(len(z), -1, -1, -1)
+        color, mask = self.net.draw(x, d)
+        size = x.shape[-1]
+        gain = torch.sigmoid(nn.functional.interpolate(logits.view(-1, 1, self.grid, self.grid), size=size,
+                                                       mode="bilinear", align_corners=False))  # fmt: skip
+        gate = d.abs().amax(1).clamp(max=1)[:, None, None, None]
+        return x + gate * gain * mask * (color - x)
+
+
+__all__ = ["EDITOR_ATTRIBUTES", "HEAD_GEOMETRY", "EditAsGenerator", "EditNet", "EditorConfig", "EditorDiscriminator"]

@@ -159,11 +159,11 @@ def make_tiny_editor(path: Path) -> Path:
     import torch
 
     from models.checkpoint import EditorCalibration, EditorModel, save_editor
-    from models.editnet import EditNet, EditorConfig
+    from models.editnet import EditNet, EditorConfig, EditorDiscriminator
 
     torch.manual_seed(0)
     cfg = EditorConfig(image_size=32, width=8, max_width=32, skips=1, d_width=8)
-    model = EditorModel(cfg, EditNet(cfg), meta={"default_strength": 1.0})
+    model = EditorModel(cfg, EditNet(cfg), EditorDiscriminator(cfg), meta={"default_strength": 1.0})
     model.calibrations = {"Smiling": EditorCalibration(2.0, reached=0.9, same_person=0.97)}
     return save_editor(path, model)
 

@@ -475,8 +475,8 @@ async function init() {
     state.attributes = info.attributes; // served most useful first
     state.max = info.max_strength;
     state.latent = info.latent;
-    // The image-to-image editor has no latent space: no morph, invented faces, refine, brush or custom slider
-    for (const el of [$("more").parentElement, $("generated"), $("refine-panel"), $("brush-panel"), $("custom-panel")]) {
+    // The image-to-image editor has no latent space: no morph, invented faces or custom slider
+    for (const el of [$("more").parentElement, $("generated"), $("custom-panel")]) {
       el.hidden = !info.latent;
     }
     state.attributes.forEach((a, i) => addSlider(a, i < FEATURED ? $("sliders") : $("more-sliders")));

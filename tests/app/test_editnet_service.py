@@ -14,6 +14,7 @@ from PIL import Image
 
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import wait_for_job
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,6 @@ def test_an_upload_edits_in_one_go_and_the_face_alone_is_the_editors_crop(client
     [
         ("get", "/interpolate?from={id}&to={id}", "morphing"),
         ("get", "/generate?seed=1&n=2", "generating"),
-        ("post", "/edits/optimized", "optimised edit"),
     ],
 )
 def test_routes_without_meaning_for_the_editor_say_so(
@@ -106,6 +106,24 @@ def test_routes_without_meaning_for_the_editor_say_so(
     r = getattr(client, method)(route.format(id=latent_id), **(kwargs if method == "post" else {}))
     assert r.status_code == 422, r.text
     assert what in r.text and "editnet" in r.text
+
+
+def test_the_optimised_edit_moves_the_editors_difference_under_its_discriminator(
+    client: TestClient, photos: Path
+) -> None:
+    photo = photos / "astronaut.png"
+    latent_id = _encode(client, photo)["latent_id"]
+    body = {"latent_id": latent_id, "edits": [{"attribute": "Smiling", "strength": 1}], "steps": 5, "lambda2": 0.01}
+    job = client.post("/edits/optimized", json=body)
+    assert job.status_code == 202, job.text
+    assert wait_for_job(client, job.json()["job_id"])["status"] == "succeeded"
+    result = client.get(f"/jobs/{job.json()['job_id']}/result")
+    before = _pixels(photo.read_bytes())
+    after = _pixels(result.content)
+    assert after.shape == before.shape and (after != before).any()
+    other = _encode(client, photos / "einstein.jpg")["latent_id"]
+    r = client.post("/edits/optimized", json={**body, "target_id": other})
+    assert r.status_code == 422 and "target_id" in r.text
 
 
 def test_custom_attributes_are_refused_clearly(client: TestClient, photos: Path) -> None:

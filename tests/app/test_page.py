@@ -199,8 +199,9 @@ def test_the_editor_page_edits_and_hides_what_needs_a_latent_space(  # type: ign
         assert page.locator("#more").is_hidden() and page.locator("#generated").is_hidden()
         page.set_input_files("#file", str(photos / "astronaut.png"))
         first = _result_changes(page, None)
-        for panel in ("#refine-panel", "#brush-panel", "#custom-panel", "#morph-section"):
-            assert page.locator(panel).is_hidden(), panel  # no latent space: no refine, brush, custom, morph
+        for panel in ("#custom-panel", "#morph-section"):
+            assert page.locator(panel).is_hidden(), panel  # no latent space: no custom slider, no morph
+        assert page.locator("#refine-panel").is_visible() and page.locator("#brush-panel").is_visible()
         _set_slider(page, "Smiling", 1.0)
         _result_changes(page, first)
         page.screenshot(path=str(ARTIFACTS / "7-editor-smiling.png"))

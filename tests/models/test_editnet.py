@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.checkpoint import CheckpointError, EditorModel, family_of, load_editor, save_editor
-from models.editnet import EditNet, EditorConfig, EditorDiscriminator, flops_per_image
+from models.editnet import EditAsGenerator, EditNet, EditorConfig, EditorDiscriminator, flops_per_image
 
 TINY = EditorConfig(("Male", "Smiling", "Blond_Hair"), image_size=32, width=8, max_width=32, skips=1, d_width=8)
 
@@ -83,3 +83,20 @@ def test_a_dcgan_checkpoint_is_not_taken_for_an_editor(tiny_checkpoint: Path) ->
     assert family_of(tiny_checkpoint) == "dcgan"
     with pytest.raises(CheckpointError, match="not an editor"):
         load_editor(tiny_checkpoint)
+
+
+def test_the_optimiser_sees_the_edit_as_a_latent_it_can_move() -> None:
+    torch.manual_seed(0)
+    net = EditNet(TINY).eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    d = torch.tensor([[1.0, 0.0, -0.5]])
+    edit = EditAsGenerator(net, x, grid=4)
+    z = edit.start(d, gain=0.99999).requires_grad_(True)
+    assert z.shape == (1, 3 + 16)
+    out = edit(z)
+    assert torch.allclose(out, net(x, d)[0], atol=1e-4)  # a full gain is the network's own edit
+    out.sum().backward()
+    assert z.grad is not None and bool((z.grad[:, :3] != 0).any()) and bool((z.grad[:, 3:] != 0).any())
+    with torch.no_grad():
+        closed = edit(edit.start(d, gain=1e-6))
+    assert torch.allclose(closed, x, atol=1e-4)  # a closed gain keeps the face

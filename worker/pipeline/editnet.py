@@ -43,7 +43,7 @@ class EditNetEngine:
     def from_checkpoint(
         cls, path: str, device: str = "cpu", batch_max: int = 16, batch_wait_ms: float = 2.0
     ) -> EditNetEngine:
-        return cls(load_editor(path, device, parts=("G",)), batch_max, batch_wait_ms)
+        return cls(load_editor(path, device), batch_max, batch_wait_ms)  # D: the optimised edit's realism
 
     @property
     def image_size(self) -> int:
@@ -99,10 +99,15 @@ def prepare_photo(engine: EditNetEngine, photo: Photo, *, face: int = 0, aligned
 
 
 def edited_region(engine: EditNetEngine, enc: Encoded, d: Tensor) -> Region:
-    """The face's rectangle of the photo with the edit: its own pixels + (edit - crop), the change
-    being 0 wherever the edit's mask is."""
+    """The face's rectangle of the photo with the edit."""
+    return pasted_region(enc, edited_crop(engine, enc, d))
+
+
+def pasted_region(enc: Encoded, edited: np.ndarray) -> Region:
+    """The face's rectangle of the photo with an edited crop (S, S, 3) uint8 pasted as a change: the
+    photo's own pixels + (edited - crop), which is 0 wherever the edit's mask is."""
     assert enc.photo is not None and enc.aligned is not None
-    delta = edited_crop(engine, enc, d).astype(np.float32) - enc.aligned.pixels.astype(np.float32)
+    delta = edited.astype(np.float32) - enc.aligned.pixels.astype(np.float32)
     valid = enc.aligned.valid.astype(np.float32)
     return change_region(enc.photo.pixels, delta, valid, enc.aligned.matrix, enc.grayscale)
 

@@ -1,6 +1,11 @@
 """Optimised edits (Zhu et al. 2016) as jobs: checked and queued (`OptimizedEditJobs`), and the
 job's work (`run_optimized_edit`), which the queue's protocol (`worker.service.jobs.run_job`)
-runs on the local pool or a Celery worker."""
+runs on the local pool or a Celery worker.
+
+With a latent model the optimiser moves z; with the image-to-image editor it moves the edit's
+difference vector and a coarse gain on its mask (models.editnet.EditAsGenerator), under the same
+objective: close to the face (or to the brush strokes painted on it), near the asked edit, and
+real to the model's discriminator."""
 
 from __future__ import annotations
 
@@ -13,13 +18,15 @@ import torch
 from PIL import Image
 
 from models.areas import HEAD
+from models.editnet import EditAsGenerator
 from models.edits import latent_edit
 from models.latent_math import OptimizeOptions, optimize_latent
-from models.pixels import from_uint8
-from worker.pipeline.composite import edited_photo
+from models.pixels import from_uint8, to_uint8
+from worker.pipeline.composite import edited_photo, paste
+from worker.pipeline.editnet import EditNetEngine, pasted_region
 from worker.pipeline.encoded import new_id
 from worker.pipeline.engine import Engine
-from worker.pipeline.engines import AnyEngine, latent_engine
+from worker.pipeline.engines import AnyEngine
 from worker.pipeline.errors import InvalidParameter, NotFound, NotReady
 from worker.pipeline.faces import Aligned
 from worker.pipeline.images import decode_image, encode_like, png_bytes
@@ -34,7 +41,6 @@ from worker.service.store import Store, key
 STROKES_MAX_PIXELS = 4096 * 4096
 
 
-OPTIMIZED = "the optimised edit (Zhu et al. 2016, in a GAN's latent space)"
 
 
 class OptimizedEditJobs:
@@ -49,14 +55,16 @@ class OptimizedEditJobs:
         """Queue an optimised edit; with brush `strokes` (an image) and their `mask` (an image of
         the same size: painted where not black), towards the strokes under the mask (iGAN).
         Everything the job would fail on is refused here, before it is queued."""
-        engine = latent_engine(self.engine, OPTIMIZED)
         self.editor.check(params.edits, custom=False)
-        if engine.model.D is None and params.lambda2 > 0:
+        family = self.engine.family if isinstance(self.engine, EditNetEngine) else self.engine.cfg.family
+        if self.engine.model.D is None and params.lambda2 > 0:
             raise InvalidParameter(
-                f"this model ({engine.cfg.family}) has no image discriminator, so the optimised edit has no "
+                f"this model ({family}) has no image discriminator, so the optimised edit has no "
                 "realism term: send lambda2=0",
-                family=engine.cfg.family,
+                family=family,
             )
+        if isinstance(self.engine, EditNetEngine) and params.target_id not in (None, params.latent_id):
+            raise InvalidParameter("the editor edits the face itself: target_id is for latent models", family=family)
         records = {}
         for latent_id in (params.latent_id, params.target_id):
             if latent_id is None:
@@ -122,8 +130,10 @@ class OptimizedEditJobs:
 
 def run_optimized_edit(job_id: str, store: Store, engine: AnyEngine, settings: CoreSettings) -> None:
     """Run one delivery of an optimised-edit job (the Celery task and the local pool both call it)."""
-    def work(running: Running) -> bytes:  # an editor's job fails with the reason, never runs
-        return optimized_edit(running, store, latent_engine(engine, OPTIMIZED), settings)
+    def work(running: Running) -> bytes:
+        if isinstance(engine, EditNetEngine):
+            return editor_optimized_edit(running, store, engine, settings)
+        return optimized_edit(running, store, engine, settings)
 
     run_job(job_id, store, settings, work)
 
@@ -158,6 +168,31 @@ def optimized_edit(running: Running, store: Store, engine: Engine, settings: Cor
         area = HEAD if strokes is not None else change.area
         return encode_like(edited_photo(engine, face, z_opt.cpu(), area=area), face.photo)[0]
     return png_bytes(np.ascontiguousarray(engine.render(z_opt.cpu())[0]))
+
+
+def editor_optimized_edit(running: Running, store: Store, engine: EditNetEngine, settings: CoreSettings) -> bytes:
+    """The editor's difference vector and mask gain from the asked edits, towards the face (or the
+    brush strokes painted on it) under D's realism; the user's photo with the change applied."""
+    p, job_id = running.job.params, running.job.id
+    face = running.persist(lambda: load_face(store, p.latent_id, lambda data: decode_upload(data, settings)))
+    if face.aligned is None:
+        raise LookupError("the face to edit has no aligned crop")
+    strokes = running.persist(lambda: store.get(key("strokes", job_id)))
+    target, weights = _target(face.aligned, strokes)
+    device = engine.device
+    x = from_uint8(torch.from_numpy(face.aligned.pixels)[None]).to(device)
+    edit = EditAsGenerator(engine.model.G, x)
+    opts = OptimizeOptions(steps=p.steps, lr=p.lr, lambda1=p.lambda1, lambda2=p.lambda2)
+    z0 = edit.start(engine.difference(p.edits)[None].to(device))
+    z_opt, _ = optimize_latent(
+        edit, engine.model.D, z0, target.to(device), opts, weights.to(device),
+        lambda step, total, _objective: running.progress(step, total),
+    )  # fmt: skip
+    with torch.no_grad():
+        edited = to_uint8(edit(z_opt)).cpu().numpy()[0]
+    if face.photo is None:
+        return png_bytes(edited)
+    return encode_like(paste(face.photo.pixels, pasted_region(face, edited)), face.photo)[0]
 
 
 OUTSIDE_STROKES = 0.1  # weight of the rest of the face when strokes are painted: stay the user's
