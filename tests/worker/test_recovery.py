@@ -130,25 +130,39 @@ def _stepping(url: str, job_id: str) -> dict[str, Any] | None:
 def test_a_live_worker_s_job_is_not_started_again_after_an_outage_longer_than_the_orphan_window(
     redis_server: RedisServer, workers: Workers, photos: Path
 ) -> None:
-    # The bundled model: 500 steps take long enough that the job is still computing well after
-    # the outage, so clients read a running job whose last heartbeat is older than the window.
+    # The job's pool child is paused through the outage and a while after it (SIGSTOP), so clients
+    # surely read a running job whose last heartbeat is older than the window, however fast the
+    # machine computes; the worker's main process stays alive, as a worker whose child is busy does.
     bundled = ROOT / "checkpoints" / "celeba64"
     workers.env = {**workers.env, "FACEEDIT_CHECKPOINT": str(bundled)}
     workers.start_as_readme()  # default concurrency: a free pool slot could run a second copy
     with _api(redis_server, bundled, job_orphan_after_s=4) as api:
         job_id = _submit(api, photos, steps=500)
-        _until("the job computes", lambda: _stepping(redis_server.url, job_id), 300)
-        redis_server.stop()
-        time.sleep(9)  # more than twice the orphan window without a single heartbeat landing
-        redis_server.start()
+        running = _until("the job computes", lambda: _stepping(redis_server.url, job_id), 300)
+        child = int(running["worker"].split(":")[1])
+        os.kill(child, signal.SIGSTOP)
         seen: list[str] = []
+        try:
+            redis_server.stop()
+            time.sleep(9)  # more than twice the orphan window without a single heartbeat landing
+            redis_server.start()
 
-        def ended() -> dict[str, Any] | None:  # a client polling, as the page does
-            r = api.get(f"/jobs/{job_id}")
-            if r.status_code != 200:
-                return None  # 503 during the store's cool-down
-            seen.append(r.json()["status"])
-            return r.json() if seen[-1] in ("succeeded", "failed") else None
+            def read() -> dict[str, Any] | None:  # a client polling, as the page does
+                r = api.get(f"/jobs/{job_id}")
+                if r.status_code != 200:
+                    return None  # 503 during the store's cool-down
+                seen.append(r.json()["status"])
+                return r.json()  # type: ignore[no-any-return]
+
+            _until("a client reads the job", read, 60)
+            time.sleep(2)  # more reads would find the heartbeat older still
+            read()
+        finally:
+            os.kill(child, signal.SIGCONT)
+
+        def ended() -> dict[str, Any] | None:
+            body = read()
+            return body if body is not None and body["status"] in ("succeeded", "failed") else None
 
         done = _until("the job ends", ended, 600)
     assert done["status"] == "succeeded", done
