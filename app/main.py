@@ -25,13 +25,14 @@ from starlette.formparsers import MultiPartParser
 from app.api.deps import api_key_in_docs
 from app.api.routes import faces, jobs, meta
 from app.metrics import Metrics, RequestMetrics
-from app.middleware import ApiKey, BodyLimits
+from app.middleware import ApiKey, BodyLimits, FairShare, TokenBuckets
 from app.openapi import stated
 from app.settings import Settings, get_settings
 from worker.pipeline.engines import load_engine
 from worker.pipeline.errors import ServiceError
 from worker.service.celery_runner import CeleryRunner
 from worker.service.jobs import JobSweeper
+from worker.service.memory import cgroup_limit, plan_memory, rss_bytes
 from worker.service.optimized import run_optimized_edit
 from worker.service.runner import JobRunner, LocalRunner
 from worker.service.service import Service
@@ -44,6 +45,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "FACEEDIT_API_KEY is set and X-API-Key is missing or wrong"},
     408: {"description": "the upload stalled"},
     413: {"description": "the request body is over the upload limit"},
+    429: {"description": "this client is over its share of the service (Retry-After says when to come back)"},
     503: {"description": "Redis (store or job queue) unreachable, or too many big photos in flight (Retry-After)"},
 }
 
@@ -53,7 +55,9 @@ def build_service(settings: Settings) -> Service:
         torch.set_num_threads(settings.torch_threads)
     engine = load_engine(settings.checkpoint, settings.device, settings.batch_max, settings.batch_wait_ms)
     engine.warm_up()  # before /ready says yes
-    store = make_store(settings.redis_url, settings.memory_store_max_bytes)
+    # One memory limit (set, or the container's): the caps below are shares of what the model leaves.
+    memory = plan_memory(settings, rss_bytes(), cgroup_limit())
+    store = make_store(settings.redis_url, memory.store_bytes)
     # Where jobs run is chosen here, once: Celery workers over Redis, or the in-process pool.
     runner: JobRunner
     if settings.redis_url:
@@ -61,7 +65,7 @@ def build_service(settings: Settings) -> Service:
     else:
         run = partial(run_optimized_edit, store=store, engine=engine, settings=settings)
         runner = LocalRunner(run, store, settings.max_queue, settings.local_workers)
-    return Service.assemble(engine, store, runner, settings)
+    return Service.assemble(engine, store, runner, settings, memory)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -139,16 +143,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return FileResponse(STATIC / "index.html")
 
     # Outermost last: the request metrics (every answer counts, a 401 too), CORS (preflights carry
-    # no key), then the key, then the body's limits.
+    # no key), then the key, then each client's share, then the body's limits.
     # Multipart framing adds a little to the file itself.
     app.add_middleware(BodyLimits, limit=settings.max_upload_bytes + 64 * 1024, timeout_s=settings.body_timeout_s)
+    if settings.rate_per_s > 0:  # after the key (by which it counts), before the body is read
+        buckets = TokenBuckets(settings.rate_per_s, settings.rate_burst, settings.rate_clients)
+        refused = metrics.rate_limited.labels
+        app.add_middleware(
+            FairShare, buckets=buckets, by_key=bool(settings.api_key), refused=lambda c: refused(c).inc()
+        )
     if settings.api_key:
         app.add_middleware(ApiKey, key=settings.api_key)
     if settings.cors_origins:  # closed by default: no cross-origin browser access
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["X-API-Key"],
         )
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,8 +42,15 @@ class Metrics:
             buckets=JOB_BUCKETS,
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "faceedit_rate_limited",
+            "Requests refused (429) because their client was over its share, by route class",
+            ("route_class",),
+            registry=self.registry,
+        )
         self.model_load = Gauge("faceedit_model_load_seconds", "Time to load the checkpoint", registry=self.registry)
         self._state: _State | None = None
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU seconds, open fds
 
     def watch(self, app_state: Any) -> None:
         """Read the queue and the store of this app at each scrape."""
@@ -69,6 +76,26 @@ class _State(Collector):
         size = service.store_bytes()
         if size is not None:
             yield GaugeMetricFamily("faceedit_store_bytes", "Bytes of keys and values held", value=float(size))
+        memory = service.memory
+        if memory.limit_bytes is not None:
+            yield GaugeMetricFamily(
+                "faceedit_memory_limit_bytes",
+                "The process's memory limit (set, or the container's)",
+                value=memory.limit_bytes,
+            )
+        caps = GaugeMetricFamily("faceedit_memory_cap_bytes", "Memory caps derived from the limit", labels=["part"])
+        used = GaugeMetricFamily("faceedit_memory_used_bytes", "What each capped part holds now", labels=["part"])
+        budget, cache = service.faces.budget, service.faces.cache
+        for part, cap, now in (
+            ("photos", memory.photo_bytes, budget.in_use),
+            ("face_cache", memory.face_cache_bytes, cache.size),
+            ("store", memory.store_bytes if size is not None else None, size),
+        ):
+            if cap is not None and now is not None:
+                caps.add_metric([part], cap)
+                used.add_metric([part], now)
+        yield caps
+        yield used
 
 
 class RequestMetrics:

@@ -1,14 +1,20 @@
-"""ASGI middleware that answers before a body is read: wrong API key, too large, too slow.
+"""ASGI middleware that answers before a body is read: wrong API key, a client over its share,
+too large, too slow.
 
-Both run outside FastAPI's routing, so a request without the key is refused before its
-upload is read (no memory held for strangers) and before any validation (401, not 422).
+They run outside FastAPI's routing, so a request without the key is refused before its
+upload is read (no memory held for strangers) and before any validation (401, not 422), and a
+client over its share is refused before its upload is read or any work is done (429).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,10 +23,15 @@ OPEN_PATHS = ("/health", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/open
 OPEN_PREFIXES = ("/static/",)
 
 
-async def answer(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status in (408, 413):
+async def answer(send: Send, status: int, detail: str, retry_after_s: int | None = None) -> None:
+    content: dict[str, object] = {"detail": detail}
+    headers = [(b"content-type", b"application/json")]
+    if retry_after_s is not None:
+        content["retry_after_s"] = retry_after_s
+        headers.append((b"retry-after", str(retry_after_s).encode()))
+    body = json.dumps(content).encode()
+    headers.append((b"content-length", str(len(body)).encode()))
+    if status in (408, 413, 429):
         headers.append((b"connection", b"close"))  # the rest of the body is not read
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -40,6 +51,90 @@ class ApiKey:
         given = dict(scope["headers"]).get(b"x-api-key", b"")
         if not secrets.compare_digest(given, self.key):
             await answer(send, 401, "missing or wrong X-API-Key")
+            return
+        await self.app(scope, receive, send)
+
+
+# What a request costs a client's bucket, in slider edits (an edit of a stored face, ~40 ms of CPU):
+# about its CPU time. Uploads run detection and the refined inversion (~0.6 s); a custom attribute
+# encodes up to 24 photos (capped at the bucket's size, so it can always pass); a job's submission
+# stands for the work queued (the queue has its own bound, 429 too). Not listed: free (health,
+# readiness, metrics, the page, the docs, and deletions: a person may always delete their photo).
+ROUTE_COSTS: dict[tuple[str, str], tuple[str, float]] = {
+    ("POST", "/encode"): ("upload", 15.0),
+    ("POST", "/attributes/custom"): ("custom", 60.0),
+    ("POST", "/edits/optimized"): ("job", 5.0),
+    ("GET", "/interpolate"): ("morph", 3.0),
+    ("GET", "/generate"): ("generate", 3.0),
+    ("GET", "/attributes"): ("read", 0.5),
+}
+SLIDER, UPLOAD = ("edit", 1.0), ("upload", 15.0)
+JOB_READ = ("read", 0.2)  # /jobs/{id}, /jobs/{id}/result: the page polls 3 times a second
+
+
+def route_cost(method: str, path: str, content_type: bytes) -> tuple[str, float] | None:
+    """(route class, tokens) of a request; None for the free ones."""
+    if method == "POST" and path == "/edit":
+        return UPLOAD if content_type.startswith(b"multipart/") else SLIDER
+    if method == "GET" and path.startswith("/jobs/"):
+        return JOB_READ
+    return ROUTE_COSTS.get((method, path))
+
+
+class TokenBuckets:
+    """One token bucket per client: `burst` tokens at most, refilled at `rate` tokens a second; a
+    request takes its cost or is refused. The least recently seen clients past `max_clients` are
+    forgotten (they come back with a full bucket, as an idle client would have)."""
+
+    def __init__(self, rate: float, burst: float, max_clients: int, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.max_clients, self.clock = rate, burst, max_clients, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, when)
+
+    def take(self, client: str, cost: float) -> float:
+        """0 if the client had `cost` tokens (taken); otherwise the seconds until it will have."""
+        cost = min(cost, self.burst)
+        now = self.clock()
+        tokens, then = self._buckets.pop(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        wait = 0.0
+        if tokens >= cost:
+            tokens -= cost
+        else:
+            wait = (cost - tokens) / self.rate
+        self._buckets[client] = (tokens, now)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+class FairShare:
+    """429 with Retry-After for a client past its share: a token bucket per API key (when the
+    service has one, its holders share it) or per client address, each request weighted by its
+    route's cost (`route_cost`), so one client that floods the expensive routes cannot take the
+    CPU from everyone else's sliders. Runs on the event loop: no lock; per API process."""
+
+    def __init__(
+        self, app: ASGIApp, buckets: TokenBuckets, by_key: bool, refused: Callable[[str], None] | None = None
+    ) -> None:
+        self.app, self.buckets, self.by_key, self.refused = app, buckets, by_key, refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        cost = route_cost(scope.get("method", ""), scope.get("path", ""), headers.get(b"content-type", b""))
+        if cost is None:
+            await self.app(scope, receive, send)
+            return
+        key = headers.get(b"x-api-key") if self.by_key else None
+        client = "key:" + key.decode("latin-1") if key else "addr:" + (scope.get("client") or ("?", 0))[0]
+        wait = self.buckets.take(client, cost[1])
+        if wait > 0:
+            if self.refused is not None:
+                self.refused(cost[0])
+            retry = max(1, math.ceil(wait))
+            await answer(send, 429, f"this client is over its share of the service; try again in {retry} s", retry)
             return
         await self.app(scope, receive, send)
 

@@ -180,3 +180,10 @@ class Ready(BaseModel):
     image_size: int
     queue: Literal["embedded", "redis"]
     queue_reachable: bool
+    memory_limit_bytes: int | None = Field(
+        None, description="the process's memory limit (FACEEDIT_MEMORY_LIMIT_BYTES, or the container's); none: null"
+    )
+    memory_limit_source: Literal["setting", "cgroup", "none"] = "none"
+    photo_memory_bytes: int = Field(0, description="photos in flight at most (a share of the limit, if any)")
+    face_cache_bytes: int = Field(0, description="decoded faces kept for fast edits at most")
+    memory_store_bytes: int | None = Field(None, description="the in-memory store at most (embedded mode)")

@@ -17,6 +17,13 @@ class Settings(CoreSettings):
     # A request head (request line + headers) must arrive within this, or the connection gets 408
     # and is closed (app.serve.HeadTimeoutProtocol, the protocol the service is served with).
     head_timeout_s: float = Field(10.0, gt=0, le=300)
+    # Each client's share (per API key, or per address without one; app.middleware.FairShare): a
+    # bucket of rate_burst tokens refilled at rate_per_s, a request costing about its CPU time in
+    # slider edits (an upload 15, an edit of a stored face 1). 10 a second is a slider dragged
+    # without pause, or an upload every 1.5 s; 0 turns it off.
+    rate_per_s: float = Field(10.0, ge=0)
+    rate_burst: float = Field(60.0, ge=1)
+    rate_clients: int = Field(100_000, ge=1)  # buckets kept (least recently seen forgotten first)
 
 
 @lru_cache

@@ -48,7 +48,7 @@ def cases(url: str, photo: bytes, new: bool) -> dict[str, Request]:
 
 
 def measure(root: Path, env: dict[str, str], clients: list[int], seconds: float, label: str) -> dict[str, Any]:
-    proc, url = start_server(env, root=root)
+    proc, url = start_server({"FACEEDIT_RATE_PER_S": "0", **env}, root=root)  # capacity: no per-client share
     photo = (PHOTOS / "astronaut.png").read_bytes()
     results: dict[str, Any] = {}
     try:

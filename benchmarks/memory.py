@@ -4,7 +4,11 @@ idle and at its peak, the answers by status, and `/health`'s latency sampled thr
 from the load's own event loop (which also carries the 48 uploads and answers, so its figures
 include the client's delays) and from a prober process of its own (the service's figure).
 
-    python benchmarks/memory.py [--clients 48] [--checkpoint DIR] [--out report.json]
+With `--memory-limit BYTES` the service runs under that one limit (FACEEDIT_MEMORY_LIMIT_BYTES):
+its photo memory, face cache and store are derived from it (printed, from /ready), and the peak
+RSS (the kernel's high-water mark, VmHWM) is printed against it.
+
+    python benchmarks/memory.py [--clients 48] [--memory-limit 1500000000] [--checkpoint DIR] [--out report.json]
 """
 
 from __future__ import annotations
@@ -99,21 +103,38 @@ async def run(url: str, pid: int, upload: bytes, clients: int) -> dict[str, obje
         "rss_idle_mb": round(rss[0]),
         "rss_peak_mb": round(max(rss)),
         "rss_growth_mb": round(max(rss) - rss[0]),
+        "rss_high_water_mb": round(high_water_mb(pid)),
         **health_figures(probed, "health_"),
         **health_figures(health, "health_from_load_loop_"),
     }
+
+
+def high_water_mb(pid: int) -> float:
+    """The process's peak RSS since it started (VmHWM): no peak between two samples is missed."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "celeba64"))
     p.add_argument("--clients", type=int, default=48)
+    p.add_argument("--memory-limit", type=int, help="FACEEDIT_MEMORY_LIMIT_BYTES for the service")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     upload = huge_png((PHOTOS / "astronaut.png").read_bytes())
-    proc, url = start_server({"FACEEDIT_CHECKPOINT": args.checkpoint})
+    env = {"FACEEDIT_CHECKPOINT": args.checkpoint, "FACEEDIT_RATE_PER_S": "0"}  # one client: no share
+    if args.memory_limit:
+        env["FACEEDIT_MEMORY_LIMIT_BYTES"] = str(args.memory_limit)
+    proc, url = start_server(env)
     try:
+        ready = httpx.get(url + "/ready").json()
         report = asyncio.run(run(url, proc.pid, upload, args.clients))
+        report["memory"] = {k: v for k, v in ready.items() if "memory" in k or k.endswith("_bytes")}
+        if args.memory_limit:
+            report["rss_high_water_under_limit"] = high_water_mb(proc.pid) * 2**20 < args.memory_limit
     finally:
         proc.terminate()
         proc.wait(10)

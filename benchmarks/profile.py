@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "docs")
     args = p.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    proc, url = start_server({"FACEEDIT_CHECKPOINT": args.checkpoint})
+    proc, url = start_server({"FACEEDIT_CHECKPOINT": args.checkpoint, "FACEEDIT_RATE_PER_S": "0"})
     photo = (PHOTOS / "astronaut.png").read_bytes()
     try:
         latent_id = httpx.post(url + "/encode", files={"file": ("p.png", photo)}, timeout=60).json()["latent_id"]

@@ -69,7 +69,9 @@ def main() -> None:
     big = big_photo(photo)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for label, wait_ms in (("batched", "2"), ("unbatched", "0")):
-        proc, url = start_server({"FACEEDIT_CHECKPOINT": args.checkpoint, "FACEEDIT_BATCH_WAIT_MS": wait_ms})
+        proc, url = start_server(
+            {"FACEEDIT_CHECKPOINT": args.checkpoint, "FACEEDIT_BATCH_WAIT_MS": wait_ms, "FACEEDIT_RATE_PER_S": "0"}
+        )
         try:
             enc = httpx.post(url + "/encode", files={"file": ("p.png", photo)}, timeout=30).json()
             aligned = base64.b64decode(enc["aligned"].split(",", 1)[1])

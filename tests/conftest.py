@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,10 @@ CELEBA_ATTRIBUTES = [
     "Young",
 ]
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# Tests send many uploads from one client (the test client, or loopback), which the per-client share
+# (app.middleware.FairShare) would rightly refuse: off for the session unless a test asks for it
+# (tests/app/test_fairness.py, benchmarks/fairness.py; the page's test serves with the default on).
+os.environ.setdefault("FACEEDIT_RATE_PER_S", "0")
 
 
 def make_celeba(root: Path, n: int = 48, size: tuple[int, int] = (89, 109), identities: bool = True) -> Path:

@@ -20,10 +20,17 @@ function showError(message) {
 
 async function api(path, options = {}) {
   let response;
-  try {
-    response = await fetch(path, options);
-  } catch (e) {
-    throw new Error("The service cannot be reached. Check your connection and try again.");
+  for (let attempt = 0; ; attempt++) {
+    try {
+      response = await fetch(path, options);
+    } catch (e) {
+      throw new Error("The service cannot be reached. Check your connection and try again.");
+    }
+    // Over this browser's share (429) or too many photos in flight (503): the answer says when to
+    // come back; a short wait is taken here, twice at most, instead of showing an error.
+    const wait = Number(response.headers.get("Retry-After"));
+    if (!(response.status === 429 || response.status === 503) || !(wait > 0 && wait <= 10) || attempt >= 2) break;
+    await new Promise((r) => setTimeout(r, wait * 1000));
   }
   if (!response.ok) {
     let detail = `${response.status} ${response.statusText}`;
@@ -84,6 +91,7 @@ async function useFile(file, face = 0) {
   showError("");
   if (!file) return;
   if (face === 0) clearEditor(); // a new photo: nothing of the last one stays on screen
+  $("notice").hidden = true;
   try {
     const body = new FormData();
     body.append("file", file);
@@ -294,6 +302,28 @@ async function download() {
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
 
+// Deletes the photo from the service (and the jobs made from it), and from this page.
+async function forget() {
+  const id = state.latentId;
+  if (!id) return;
+  let response = null;
+  try {
+    response = await busy("deleting your photo…", () => fetch(`/latents/${encodeURIComponent(id)}`, { method: "DELETE" }));
+  } catch (e) { /* unreachable: said below */ }
+  if (!response || !(response.ok || response.status === 404)) { // 404: already gone (it expired)
+    showError("Your photo could not be deleted right now. Try again in a moment.");
+    return;
+  }
+  clearEditor();
+  state.file = null;
+  state.photo = null;
+  $("file").value = "";
+  for (const img of [$("original"), $("result")]) { setImage(img, ""); img.removeAttribute("src"); }
+  showError("");
+  $("notice").textContent = "Your photo was deleted from the service.";
+  $("notice").hidden = false;
+}
+
 function compare(on) {
   $("compare").setAttribute("aria-pressed", String(on));
   $("original").hidden = !on;
@@ -454,6 +484,7 @@ async function init() {
   $("redo").addEventListener("click", () => moveHistory(1));
   $("reset").addEventListener("click", () => { applySliders({}); pushHistory(); updatePreview(); });
   $("download").addEventListener("click", download);
+  $("forget").addEventListener("click", forget);
   const cmp = $("compare");
   for (const [ev, on] of [["pointerdown", true], ["pointerup", false], ["pointerleave", false]]) cmp.addEventListener(ev, () => compare(on));
   cmp.addEventListener("keydown", (e) => { if (e.key === " " || e.key === "Enter") { e.preventDefault(); compare(true); } });

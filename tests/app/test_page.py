@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from app.serve import ROOT, start_server
+from app.settings import Settings
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -43,7 +44,8 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def bundled_server() -> Iterator[str]:
-    proc, url = start_server({})  # the bundled checkpoint, as `make serve` runs it
+    # the bundled checkpoint and the default per-client share, as `make serve` runs it
+    proc, url = start_server({"FACEEDIT_RATE_PER_S": str(Settings.model_fields["rate_per_s"].default)})
     yield url
     proc.terminate()
     proc.wait(10)
@@ -171,6 +173,22 @@ def test_a_phone_screen_keeps_the_photo_in_view(bundled_server: str, browser, ph
     width = page.evaluate("document.scrollingElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
     page.screenshot(path=str(ARTIFACTS / "7-phone.png"))
+
+
+def test_forget_this_photo_deletes_it_from_the_service(bundled_server: str, browser, photos: Path) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    page = _open(browser, bundled_server, 1000, 900)
+    page.set_input_files("#file", str(photos / "astronaut.png"))
+    _result_changes(page, None)
+    latent_id = page.evaluate("state.latentId")
+    assert httpx.post(f"{bundled_server}/edit", params={"latent_id": latent_id}).status_code == 200
+    page.click("#forget")
+    page.wait_for_function("document.getElementById('notice').textContent.includes('deleted')")
+    assert page.locator("#editor").is_hidden() and page.locator("#error").is_hidden()
+    assert page.locator("#result").get_attribute("src") is None  # nothing of it left on screen
+    assert httpx.post(f"{bundled_server}/edit", params={"latent_id": latent_id}).status_code == 404
+    page.screenshot(path=str(ARTIFACTS / "8-forgotten.png"))
 
 
 def test_generated_faces_and_morph(bundled_server: str, browser, photos: Path) -> None:  # type: ignore[no-untyped-def]

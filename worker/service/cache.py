@@ -49,6 +49,12 @@ class FaceCache:
                 _, dropped = self._items.popitem(last=False)
                 self.size -= dropped.nbytes
 
+    def drop(self, latent_id: str) -> None:
+        with self._lock:
+            old = self._items.pop(latent_id, None)
+            if old is not None:
+                self.size -= old.nbytes
+
     def get(self, latent_id: str) -> Prepared | None:
         with self._lock:
             item = self._items.get(latent_id)

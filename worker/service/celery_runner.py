@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import redis
 from redis.exceptions import LockError
 
@@ -11,6 +14,7 @@ from worker.service.settings import CoreSettings
 from worker.service.store import no_retry_on_timeout
 
 SUBMIT_LOCK = "edits:submit-lock"
+log = logging.getLogger(__name__)
 
 
 class CeleryRunner:
@@ -37,7 +41,7 @@ class CeleryRunner:
                         f"{waiting} jobs are waiting; the limit is {self.settings.max_queue}. Try again later."
                     )
                 # Returns once the message is in the list (kombu's Redis transport pushes synchronously).
-                self.celery.send_task("faceedit.optimized_edit", args=[job_id], queue=self.queue, retry=False)
+                self._send(job_id)
         except LockError as e:  # not acquired within 3 s: Redis is too slow to answer
             raise Unavailable("the job queue (Redis) is busy; try again shortly") from e
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
@@ -45,9 +49,27 @@ class CeleryRunner:
 
     def requeue(self, job_id: str) -> None:
         try:
-            self.celery.send_task("faceedit.optimized_edit", args=[job_id], queue=self.queue, retry=False)
+            self._send(job_id)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
             raise Unavailable("the job queue (Redis) is unreachable; try again shortly") from e
+
+    def _send(self, job_id: str) -> None:
+        # The task's id is the job's: a cancellation revokes it by that id.
+        self.celery.send_task("faceedit.optimized_edit", args=[job_id], task_id=job_id, queue=self.queue, retry=False)
+
+    def cancel(self, job_id: str) -> None:
+        """Revoke the task (workers drop its message when it arrives), from a thread of its own: a
+        broadcast may wait on a slow Redis, and the job's record, already cancelled, is what the
+        worker obeys (it never starts a job that is not queued; a running one reads its record at
+        every step)."""
+
+        def revoke() -> None:
+            try:
+                self.celery.control.revoke(job_id)
+            except Exception as e:  # noqa: BLE001 - best effort: the record has already decided
+                log.warning("job %s: revoke not sent (%s); its record stops it", job_id, e)
+
+        threading.Thread(target=revoke, name=f"revoke-{job_id}", daemon=True).start()
 
     def depth(self) -> int | None:
         """Jobs waiting in the Redis queue (those a worker holds are not counted); None if unreachable."""

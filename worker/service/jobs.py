@@ -21,7 +21,12 @@ The record, not the worker that happens to run the job, says where the job is:
   or has run past its time limit. Time while the store is unreachable does not count, so after
   an outage a live worker has the whole window to beat again before its job is given away;
 - the task itself fails a job at its time limit, and refuses to start one whose attempts
-  are used up, so a job that kills its worker every time ends as "failed", not in a loop.
+  are used up, so a job that kills its worker every time ends as "failed", not in a loop;
+- anyone may end a job (`end_job`: cancelled by its owner, failed because its photo was deleted):
+  a compare-and-set on the record, its result and strokes removed. The attempt that runs it writes
+  only while the record is still its own (running, its attempt, its worker): its heartbeat and its
+  last write are compare-and-sets too, and the work reads the record at every step
+  (`Running.progress`), so it stops within a step of the change and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ from worker.pipeline.errors import Unavailable
 from worker.service.settings import CoreSettings
 from worker.service.store import Store, key
 
-Status = Literal["queued", "running", "succeeded", "failed"]
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 HEARTBEAT_S = 0.25  # a running job writes its progress and heartbeat this often (_Heartbeat)
 TIME_LIMIT_ERROR = "the job ran past its time limit"
+CANCELLED_ERROR = "cancelled at its owner's request"
 ACTIVE = "jobs:active"  # set of the ids of queued and running jobs
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -82,6 +88,11 @@ class JobTimeout(Exception):
     pass
 
 
+class JobStopped(Exception):
+    """The record is no longer this attempt's (cancelled, failed by another process, queued again):
+    the work stops and writes nothing more."""
+
+
 def read_job(store: Store, job_id: str) -> JobRecord | None:
     raw = store.get(key("job", job_id))
     return None if raw is None else JobRecord.model_validate_json(raw)
@@ -95,6 +106,11 @@ def _read_raw(store: Store, job_id: str) -> tuple[JobRecord, bytes] | None:
 
 def _active(job: JobRecord) -> bool:
     return job.status in ("queued", "running")
+
+
+def _mine(current: JobRecord, job: JobRecord) -> bool:
+    """The stored record still belongs to the attempt `job` is: running, that attempt, that worker."""
+    return current.status == "running" and (current.attempts, current.worker) == (job.attempts, job.worker)
 
 
 def _encode(job: JobRecord) -> bytes:
@@ -126,6 +142,32 @@ def _swap_job(store: Store, job: JobRecord, expected: bytes, ttl_s: int) -> bool
 def fail(store: Store, job: JobRecord, error: str, ttl_s: int) -> JobRecord:
     job.status, job.error = "failed", error
     write_job(store, job, ttl_s)
+    return job
+
+
+def end_job(
+    store: Store, job_id: str, status: Status, error: str, ttl_s: int, forget: str | None = None
+) -> JobRecord | None:
+    """End a job whatever it is doing (None: no such job): `status` with `error` as its reason, its
+    progress, result and strokes removed, and with `forget`, that latent id taken out of its record.
+    A compare-and-set, tried again when a heartbeat wrote in between; the attempt running it sees
+    the change at its next step and stops."""
+    for _ in range(100):
+        got = _read_raw(store, job_id)
+        if got is None:
+            return None
+        job, raw = got
+        job.status, job.error, job.step, job.progress = status, error, 0, 0.0
+        p = job.params
+        if forget is not None:
+            p.latent_id = "" if p.latent_id == forget else p.latent_id
+            p.target_id = None if p.target_id == forget else p.target_id
+        if _swap_job(store, job, raw, ttl_s):
+            break
+    else:
+        raise Unavailable("the job's record changes too often to be ended; try again shortly")
+    store.delete(key("result", job_id))
+    store.delete(key("strokes", job_id))
     return job
 
 
@@ -245,17 +287,29 @@ class JobSweeper:
 
 class Running:
     """What a job's work gets from the protocol: its record (inputs in `job.params`), its deadline,
-    a progress report that stops the work at the deadline, and store calls retried through blips."""
+    a progress report that stops the work at the deadline or once the record is no longer this
+    attempt's (cancelled: read at every step), and store calls retried through blips."""
 
-    def __init__(self, job: JobRecord, deadline: float) -> None:
-        self.job, self.deadline = job, deadline
+    def __init__(self, job: JobRecord, deadline: float, store: Store) -> None:
+        self.job, self.deadline, self.store = job, deadline, store
 
     def progress(self, step: int, total: int) -> None:
         if time.monotonic() > self.deadline:
             raise JobTimeout
+        self.check()
         # plain attribute writes: the heartbeat thread reads them as they are (no lock to wait on
         # while it is stuck writing to a frozen store)
         self.job.step, self.job.progress = step, step / total
+
+    def check(self) -> None:
+        """JobStopped once the record is no longer this attempt's; a store blip is not a reason to
+        stop (the next step asks again). One small read: well under a step's time."""
+        try:
+            current = read_job(self.store, self.job.id)
+        except Unavailable:
+            return
+        if current is None or not _mine(current, self.job):
+            raise JobStopped
 
     def persist(self, op: Callable[[], T]) -> T:
         """`op` retried through store blips until the deadline. The heartbeat goes on meanwhile, so
@@ -288,13 +342,19 @@ def run_job(job_id: str, store: Store, settings: CoreSettings, work: Callable[[R
         mine = read_job(store, job_id)  # a swap whose answer was lost in a blip may have landed
         if mine is None or (mine.worker, mine.attempts, mine.started_at) != (job.worker, job.attempts, now):
             return  # another delivery of the job started it first
-    running = Running(job, time.monotonic() + settings.job_time_limit_s)
+    running = Running(job, time.monotonic() + settings.job_time_limit_s, store)
     heartbeat = _Heartbeat(store, job, ttl_s)
+    stored_result = False
     try:
         result = work(running)
+        running.check()  # ended meanwhile: the result is not stored at all
         running.persist(lambda: store.put(key("result", job_id), result, ttl_s))
+        stored_result = True
         status: tuple[Status, str | None] = ("succeeded", None)
         job.progress, job.step = 1.0, job.steps
+    except JobStopped:
+        log.info("job %s: stopped at step %d of %d, its record changed (cancelled)", job_id, job.step, job.steps)
+        return
     except JobTimeout:
         status = ("failed", TIME_LIMIT_ERROR)
     except Unavailable:
@@ -303,15 +363,37 @@ def run_job(job_id: str, store: Store, settings: CoreSettings, work: Callable[[R
         status = ("failed", f"{type(e).__name__}: {e}")
     finally:
         heartbeat.stop()  # before the last write, so that no beat can land after it and undo it
+    attempt = (job.attempts, job.worker)
     job.status, job.error = status
-    _persist(lambda: write_job(store, job, ttl_s), running.deadline + 60)
+    if not _persist(lambda: _finish(store, job, attempt, ttl_s), running.deadline + 60) and stored_result:
+        # ended by someone else between the last step and this write: the result must not outlive it
+        _persist(lambda: store.delete(key("result", job_id)), running.deadline + 60)
+
+
+def _finish(store: Store, job: JobRecord, attempt: tuple[int, str | None], ttl_s: int) -> bool:
+    """Write the ended record if the stored one is still this attempt's running record; False when
+    someone else ended the job (or queued it again) first. A write whose answer was lost in a blip
+    and is tried again finds its own ended record: that counts as written."""
+    while True:
+        got = _read_raw(store, job.id)
+        if got is None:
+            return False
+        current, raw = got
+        if (current.attempts, current.worker) == attempt and current.status == job.status:
+            return True
+        if not (current.status == "running" and (current.attempts, current.worker) == attempt):
+            return False
+        if _swap_job(store, job, raw, ttl_s):
+            return True
 
 
 class _Heartbeat:
     """Writes a running job's record (step, progress, `heartbeat_at`) every HEARTBEAT_S from a
     thread of its own: the job is heard whatever it is doing (loading the photo, the first slow
     optimiser step, encoding a big result), and through a store blip a failed write is simply
-    tried again on the next beat. Silence therefore means the process is gone or stalled."""
+    tried again on the next beat. Silence therefore means the process is gone or stalled.
+    Each beat is a compare-and-set on a record that is still this attempt's: a beat never undoes
+    a cancellation; once the record is another's, the beats stop."""
 
     def __init__(self, store: Store, job: JobRecord, ttl_s: int) -> None:
         self.store, self.job, self.ttl_s = store, job, ttl_s
@@ -323,7 +405,10 @@ class _Heartbeat:
         while not self._stop.wait(HEARTBEAT_S):
             self.job.heartbeat_at = time.time()
             with contextlib.suppress(Unavailable):  # the store blinked: keep computing, beat again next time
-                write_job(self.store, self.job, self.ttl_s)
+                got = _read_raw(self.store, self.job.id)
+                if got is None or not _mine(got[0], self.job):
+                    return  # ended or queued again by someone else: the work sees it at its next step
+                _swap_job(self.store, self.job, got[1], self.ttl_s)  # lost to a write in between: next beat
 
     def stop(self) -> None:
         self._stop.set()

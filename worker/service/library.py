@@ -25,7 +25,9 @@ from worker.service.budget import COPIES, PhotoBudget, photo_cost
 from worker.service.cache import FaceCache, Prepared
 from worker.service.latents import load_face, save_face
 from worker.service.settings import CoreSettings
-from worker.service.store import Store, key
+from worker.service.store import Kind, Store, key
+
+FACE_KEYS: tuple[Kind, ...] = ("latent", "face", "photo")  # what the store holds of an encoded face
 
 
 def decode_upload(data: bytes, settings: CoreSettings) -> Photo:
@@ -83,6 +85,8 @@ class FaceLibrary:
         """A face stored by an earlier request; with `with_photo`, its photo decoded (from the
         cache, else from the store's bytes), the photo's bytes reserved while the block runs."""
         enc = load_face(self.store, latent_id)  # the store says whether the face exists
+        # In use: kept latent_ttl_s after its last use (Redis's TTL does not restart on a read)
+        self.store.touch([key(k, latent_id) for k in FACE_KEYS], self.settings.latent_ttl_s)
         if not with_photo or enc.aligned is None:
             yield enc
             return
@@ -101,6 +105,15 @@ class FaceLibrary:
             enc.base = self.reconstruction(enc)
             self.cache.put(latent_id, Prepared(enc.photo, enc.base))
             yield enc
+
+    def forget(self, latent_id: str) -> bool:
+        """Delete everything this process and the store hold of the face: its z, aligned crop and
+        photo bytes, and its decoded photo and G(z) in the cache. False if the store had none of it."""
+        found = any(self.store.get(key(k, latent_id)) is not None for k in FACE_KEYS)
+        for k in FACE_KEYS:
+            self.store.delete(key(k, latent_id))
+        self.cache.drop(latent_id)
+        return found
 
     def reconstruction(self, enc: Encoded) -> np.ndarray:
         """G(z) of a face: (S, S, 3) uint8; for the editor, which has no latent, the crop itself."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,14 +25,24 @@ from models.latent_math import OptimizeOptions, optimize_latent
 from models.pixels import from_uint8, to_uint8
 from worker.pipeline.composite import edited_photo, paste
 from worker.pipeline.editnet import EditNetEngine, pasted_region
-from worker.pipeline.encoded import new_id
+from worker.pipeline.encoded import Encoded, new_id
 from worker.pipeline.engine import Engine
 from worker.pipeline.engines import AnyEngine
 from worker.pipeline.errors import InvalidParameter, NotFound, NotReady
 from worker.pipeline.faces import Aligned
-from worker.pipeline.images import decode_image, encode_like, png_bytes
+from worker.pipeline.images import Photo, decode_image, encode_like, png_bytes
 from worker.service.editor import Editor
-from worker.service.jobs import JobRecord, OptimizedEditParams, Running, read_job, run_job, write_job
+from worker.service.jobs import (
+    CANCELLED_ERROR,
+    JobRecord,
+    OptimizedEditParams,
+    Running,
+    Status,
+    end_job,
+    read_job,
+    run_job,
+    write_job,
+)
 from worker.service.latents import load_face
 from worker.service.library import decode_upload
 from worker.service.runner import JobRunner
@@ -39,8 +50,8 @@ from worker.service.settings import CoreSettings
 from worker.service.store import Store, key
 
 STROKES_MAX_PIXELS = 4096 * 4096
-
-
+PHOTO_DELETED_ERROR = "the photo this job edits was deleted at its owner's request"
+FACE_GONE_ERROR = "the face this job edits is gone (deleted, or expired): encode the photo again"
 
 
 class OptimizedEditJobs:
@@ -86,11 +97,53 @@ class OptimizedEditJobs:
             self.store.put(key("strokes", job.id), painted, ttl)
         write_job(self.store, job, ttl)
         try:
+            for latent_id in {params.latent_id, target}:
+                self._used_by(latent_id, job.id)
             self.runner.submit(job.id)
         except Exception:
             self.store.delete(key("job", job.id))  # not queued: leave no job that never runs
             raise
         return job
+
+    def _used_by(self, latent_id: str, job_id: str) -> None:
+        """Add the job to the face's `uses:` list, so that deleting the face finds every job (and
+        result) made from it. A compare-and-set: concurrent submits on one face all land. Kept as
+        long as any of those jobs' records can live."""
+        s = self.settings
+        ttl = s.latent_ttl_s + s.result_ttl_s + s.job_time_limit_s * (s.job_max_retries + 1 + s.max_queue)
+        k = key("uses", latent_id)
+        while True:
+            raw = self.store.get(k)
+            ids = json.loads(raw) if raw else []
+            if self.store.swap(k, raw, json.dumps([*ids, job_id]).encode(), ttl):
+                return
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """End the job as cancelled, whatever it is doing, its result and progress removed: a queued
+        job never starts (its runner is told too: Celery revokes it), a running one stops at its
+        next step. Cancelling an ended job removes its result."""
+        job = end_job(self.store, job_id, "cancelled", CANCELLED_ERROR, self.settings.result_ttl_s)
+        if job is None:
+            raise NotFound(f"unknown or expired job id {job_id!r}")
+        self.runner.cancel(job_id)
+        return job
+
+    def forget(self, latent_id: str) -> bool:
+        """Fail every job made from the face (queued, running or ended) with the reason, its result
+        removed and the id taken out of its record; False if no job used it."""
+        k = key("uses", latent_id)
+        raw = self.store.get(k)
+        if raw is None:
+            return False
+        for job_id in json.loads(raw):
+            job = read_job(self.store, job_id)
+            if job is None:
+                continue
+            status: Status = "cancelled" if job.status == "cancelled" else "failed"
+            end_job(self.store, job_id, status, PHOTO_DELETED_ERROR, self.settings.result_ttl_s, forget=latent_id)
+            self.runner.cancel(job_id)
+        self.store.delete(k)
+        return True
 
     def _strokes(self, strokes: bytes | None, mask: bytes | None) -> bytes:
         """Strokes and mask as one RGBA PNG at the model's crop size (alpha = the mask)."""
@@ -118,8 +171,8 @@ class OptimizedEditJobs:
     def result(self, job_id: str) -> bytes:
         """The result image (the user's photo in its format, or a 64 px PNG face)."""
         job = self.status(job_id)
-        if job.status == "failed":
-            raise NotReady(f"job {job_id} failed: {job.error}", status=job.status)
+        if job.status in ("failed", "cancelled"):
+            raise NotReady(f"job {job_id} {job.status}: {job.error}", status=job.status)
         data = self.store.get(key("result", job_id))
         if job.status != "succeeded" or data is None:
             raise NotReady(
@@ -143,9 +196,8 @@ def optimized_edit(running: Running, store: Store, engine: Engine, settings: Cor
     on it; the result is the user's photo with the change applied (in the photo's format), or the
     64 px face for a generated one."""
     p, job_id = running.job.params, running.job.id
-    face = running.persist(lambda: load_face(store, p.latent_id, lambda data: decode_upload(data, settings)))
-    target_id = p.target_id
-    target_face = running.persist(lambda: load_face(store, target_id)) if target_id else face
+    face = _face(running, store, p.latent_id, lambda data: decode_upload(data, settings))
+    target_face = _face(running, store, p.target_id) if p.target_id else face
     if target_face.aligned is None:
         raise LookupError("the face to edit has no aligned crop (a generated face): give a target_id")
     change = latent_edit([(engine.attribute(a), s) for a, s in p.edits], engine.cfg.latent_size)
@@ -174,7 +226,7 @@ def editor_optimized_edit(running: Running, store: Store, engine: EditNetEngine,
     """The editor's difference vector and mask gain from the asked edits, towards the face (or the
     brush strokes painted on it) under D's realism; the user's photo with the change applied."""
     p, job_id = running.job.params, running.job.id
-    face = running.persist(lambda: load_face(store, p.latent_id, lambda data: decode_upload(data, settings)))
+    face = _face(running, store, p.latent_id, lambda data: decode_upload(data, settings))
     if face.aligned is None:
         raise LookupError("the face to edit has no aligned crop")
     strokes = running.persist(lambda: store.get(key("strokes", job_id)))
@@ -193,6 +245,15 @@ def editor_optimized_edit(running: Running, store: Store, engine: EditNetEngine,
     if face.photo is None:
         return png_bytes(edited)
     return encode_like(paste(face.photo.pixels, pasted_region(face, edited)), face.photo)[0]
+
+
+def _face(running: Running, store: Store, latent_id: str, decode: Callable[[bytes], Photo] | None = None) -> Encoded:
+    """A face the job edits, through store blips; gone (deleted or expired): a reason that does not
+    name it (the job's record outlives the face and must not keep its id)."""
+    try:
+        return running.persist(lambda: load_face(store, latent_id, decode))
+    except NotFound:
+        raise LookupError(FACE_GONE_ERROR) from None
 
 
 OUTSIDE_STROKES = 0.1  # weight of the rest of the face when strokes are painted: stay the user's

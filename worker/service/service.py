@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 from worker.pipeline.editnet import EditNetEngine
 from worker.pipeline.engines import AnyEngine
+from worker.pipeline.errors import NotFound
 from worker.service.budget import PhotoBudget, give_freed_photos_back
 from worker.service.cache import FaceCache
 from worker.service.custom import CustomAttributes
 from worker.service.editor import Editor
 from worker.service.library import FaceLibrary
+from worker.service.memory import MemoryPlan, plan_memory
 from worker.service.optimized import OptimizedEditJobs
 from worker.service.runner import JobRunner
 from worker.service.settings import CoreSettings
@@ -32,18 +34,27 @@ class Service:
     engine: AnyEngine
     store: Store
     runner: JobRunner
+    memory: MemoryPlan
 
     @classmethod
-    def assemble(cls, engine: AnyEngine, store: Store, runner: JobRunner, settings: CoreSettings) -> Service:
+    def assemble(
+        cls,
+        engine: AnyEngine,
+        store: Store,
+        runner: JobRunner,
+        settings: CoreSettings,
+        memory: MemoryPlan | None = None,
+    ) -> Service:
+        """The parts, their memory caps from `memory` (default: the settings' own, no limit)."""
+        memory = memory or plan_memory(settings.model_copy(update={"memory_limit_bytes": None}), 0)
         # Whole photos are the memory-heavy part of a request: bytes in flight are bounded.
         give_freed_photos_back()
-        budget = PhotoBudget(settings.photo_memory_bytes, settings.photo_wait_s)
-        faces = FaceLibrary(engine, store, settings, budget, FaceCache(settings.face_cache_bytes))
+        budget = PhotoBudget(memory.photo_bytes, settings.photo_wait_s)
+        faces = FaceLibrary(engine, store, settings, budget, FaceCache(memory.face_cache_bytes))
         custom = CustomAttributes(engine, store, faces, settings)
         editor = Editor(engine, faces, custom, settings)
-        return cls(
-            faces, editor, custom, OptimizedEditJobs(engine, store, runner, editor, settings), engine, store, runner
-        )
+        jobs = OptimizedEditJobs(engine, store, runner, editor, settings)
+        return cls(faces, editor, custom, jobs, engine, store, runner, memory)
 
     @property
     def image_size(self) -> int:
@@ -53,6 +64,14 @@ class Service:
     def family(self) -> str:
         """The loaded model's family ("editnet" for the image-to-image editor, "dcgan", "cgan", ...)."""
         return self.engine.family if isinstance(self.engine, EditNetEngine) else self.engine.cfg.family
+
+    def forget(self, latent_id: str) -> None:
+        """Delete an upload on its owner's request: the jobs made from it fail with the reason (a
+        running one stops at its next step) and lose their results and their mention of it, then
+        the face's records and this process's decoded copies go. NotFound if nothing was kept."""
+        had_jobs = self.jobs.forget(latent_id)
+        if not self.faces.forget(latent_id) and not had_jobs:
+            raise NotFound(f"unknown or expired latent id {latent_id!r}")
 
     def reachable(self) -> bool:
         """The store and the job queue answer (always, in embedded mode)."""

@@ -37,11 +37,19 @@ class CoreSettings(BaseSettings):
     photo_wait_s: float = Field(30.0, ge=0)
     # Decoded photos and G(z) of encoded faces, kept in each API process for fast edits (LRU).
     face_cache_bytes: int = Field(256 * 1024 * 1024, ge=0)
-    latent_ttl_s: int = Field(3600, ge=10)
-    result_ttl_s: int = Field(3600, ge=10)
+    # An upload (photo, aligned face, latent) is deleted this long after its last use (each edit
+    # restarts it), or at once by DELETE /latents/{id}; a job's record and result this long after
+    # it ends. 15 minutes: the page uses a face on every slider move, and fetches a result as soon
+    # as its job has succeeded.
+    latent_ttl_s: int = Field(900, ge=10)
+    result_ttl_s: int = Field(900, ge=10)
     custom_attribute_ttl_s: int | None = Field(None, ge=10, description="default: latent_ttl_s")
     # Embedded mode only: the in-memory store holds at most this many bytes (oldest out first).
     memory_store_max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
+    # One limit for an API process (default: the container's cgroup limit, read at start): the photo
+    # memory, the face cache and the in-memory store are then shares of it (worker.service.memory),
+    # unless set themselves.
+    memory_limit_bytes: int | None = Field(None, ge=256 * 1024 * 1024)
 
     max_strength: float = Field(5.0, gt=0)
     max_edits: int = Field(8, ge=1)

@@ -16,12 +16,12 @@ from redis.retry import Retry
 
 from worker.pipeline.errors import Unavailable
 
-Kind = Literal["latent", "face", "photo", "job", "result", "strokes", "attribute"]
+Kind = Literal["latent", "face", "photo", "uses", "job", "result", "strokes", "attribute"]
 
 
 def key(kind: Kind, item_id: str) -> str:
-    """Store key of one item: a face's z, aligned crop or photo; a job's record, strokes or result;
-    a custom attribute."""
+    """Store key of one item: a face's z, aligned crop or photo, the ids of the jobs that used it;
+    a job's record, strokes or result; a custom attribute."""
     return f"{kind}:{item_id}"
 
 
@@ -29,6 +29,8 @@ class Store(Protocol):
     def put(self, key: str, value: bytes, ttl_s: int | None) -> None: ...
     def get(self, key: str) -> bytes | None: ...
     def delete(self, key: str) -> None: ...
+    # Start the TTL of the keys that exist again (a face in use is kept `ttl_s` after its last use).
+    def touch(self, keys: list[str], ttl_s: int) -> None: ...
     def ping(self) -> bool: ...
     # Compare-and-set: write `value` only if the key holds exactly `expected` (None: is absent).
     # Job state changes go through it, so two processes cannot both move a job on.
@@ -104,6 +106,14 @@ class MemoryStore:
         with self._lock:
             self._pop(key)
 
+    def touch(self, keys: list[str], ttl_s: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for k in keys:
+                item = self._data.get(k)
+                if item is not None and item[0] > now:
+                    self._data[k] = (now + ttl_s, item[1], ttl_s)
+
     def add_member(self, key: str, member: str) -> None:
         with self._lock:
             self._sets.setdefault(key, set()).add(member)
@@ -170,6 +180,15 @@ class RedisStore:
 
     def delete(self, key: str) -> None:
         self._call(self.client.delete, key)
+
+    def touch(self, keys: list[str], ttl_s: int) -> None:
+        def expire() -> None:
+            with self.client.pipeline(transaction=False) as pipe:
+                for k in keys:
+                    pipe.expire(k, ttl_s)
+                pipe.execute()
+
+        self._call(expire)
 
     def swap(self, key: str, expected: bytes | None, value: bytes, ttl_s: int | None) -> bool:
         args = ["absent" if expected is None else "value", expected or b"", value, "" if ttl_s is None else ttl_s]

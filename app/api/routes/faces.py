@@ -6,7 +6,7 @@ import json
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Header, Query, UploadFile
+from fastapi import APIRouter, File, Header, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -192,6 +192,19 @@ def accepted(header: str | None) -> tuple[str, ...]:
         if media and q > 0:
             ranked.append((-q, i, media.lower()))
     return tuple(m for _, _, m in sorted(ranked))
+
+
+@router.delete(
+    "/latents/{latent_id}",
+    status_code=204,
+    response_class=Response,
+    responses={404: {"description": "unknown or expired latent id (or already deleted)"}},
+)
+async def forget(service: ServiceDep, latent_id: Annotated[str, Path(max_length=64)]) -> Response:
+    """Delete an upload now: its photo, aligned face and latent, wherever kept; the jobs made from
+    it fail ("deleted at its owner's request") and their results go. Every route answers 404 after."""
+    await run_in_threadpool(service.forget, latent_id)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -38,7 +38,7 @@ JobId = Annotated[str, Path(max_length=64)]
         404: {"description": "unknown latent id"},
         415: {"description": "strokes or mask are not an image"},
         422: {"description": "invalid parameters (also: a generated face without target_id)"},
-        429: {"description": "queue full"},
+        429: {"description": "queue full, or this client over its share (Retry-After)"},
         503: {"description": "queue unreachable"},
     },
 )
@@ -62,8 +62,16 @@ async def optimized_edit(service: ServiceDep, body: OptimizedEditRequest, reques
 
 @router.get("/jobs/{job_id}", response_model=JobStatus, responses={404: {"description": "unknown or expired job"}})
 async def job_status(service: ServiceDep, job_id: JobId) -> JobStatus:
-    """queued, running (with progress), succeeded or failed."""
+    """queued, running (with progress), succeeded, failed or cancelled (with the reason in `error`)."""
     job = await run_in_threadpool(service.jobs.status, job_id)
+    return JobStatus(**job.model_dump(exclude={"params", "started_at"}))
+
+
+@router.delete("/jobs/{job_id}", response_model=JobStatus, responses={404: {"description": "unknown or expired job"}})
+async def cancel_job(service: ServiceDep, job_id: JobId) -> JobStatus:
+    """Cancel a job: a queued one never starts, a running one stops at its next step; its result
+    and progress are removed and its status says cancelled."""
+    job = await run_in_threadpool(service.jobs.cancel, job_id)
     return JobStatus(**job.model_dump(exclude={"params", "started_at"}))
 
 
@@ -72,7 +80,7 @@ async def job_status(service: ServiceDep, job_id: JobId) -> JobStatus:
     responses={
         200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
         404: {"description": "unknown or expired job"},
-        409: {"description": "job not finished, or failed"},
+        409: {"description": "job not finished, failed or cancelled"},
     },
     response_class=Response,
 )

@@ -79,12 +79,17 @@ async def health() -> Health:
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready, "description": "not ready"}})
 def ready(service: ServiceDep, settings: SettingsDep) -> Ready | JSONResponse:
     """Readiness: the model is loaded and the job queue is reachable."""
-    reachable = service.reachable()
+    reachable, memory = service.reachable(), service.memory
     body = Ready(
         ready=reachable,
         model=str(settings.checkpoint.name),
         image_size=service.image_size,
         queue="redis" if settings.redis_url else "embedded",
         queue_reachable=reachable,
+        memory_limit_bytes=memory.limit_bytes,
+        memory_limit_source=memory.source,
+        photo_memory_bytes=memory.photo_bytes,
+        face_cache_bytes=memory.face_cache_bytes,
+        memory_store_bytes=None if settings.redis_url else memory.store_bytes,
     )
     return body if reachable else JSONResponse(body.model_dump(), status_code=503)
