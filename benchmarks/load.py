@@ -67,6 +67,11 @@ def measure(root: Path, env: dict[str, str], clients: list[int], seconds: float,
     return results
 
 
+def _label(checkpoint: Path) -> str:
+    """A checkpoint's short name: its folder's, or its run's for a run's `checkpoint/`."""
+    return (checkpoint.parent.name if checkpoint.name == "checkpoint" else checkpoint.name)[:9]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "celeba64"))
@@ -101,8 +106,8 @@ def main() -> None:
             report["baseline"] = measure(args.baseline.resolve(), env, clients, args.seconds, "baseline")
         if args.compare:
             other = {**env, "FACEEDIT_CHECKPOINT": str(args.compare)}
-            report["compare"] = measure(ROOT, other, clients, args.seconds, args.compare.name[:9])
-        report["results"] = measure(ROOT, env, clients, args.seconds, Path(args.checkpoint).name[:9])
+            report["compare"] = measure(ROOT, other, clients, args.seconds, _label(args.compare))
+        report["results"] = measure(ROOT, env, clients, args.seconds, _label(Path(args.checkpoint)))
     finally:
         if redis_proc:
             redis_proc.terminate()
