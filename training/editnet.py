@@ -90,13 +90,14 @@ class EditorOptions(DataOptions):
 
 def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float, gen: torch.Generator) -> Tensor:
     """Target attributes t (B, K) in {0, 1}: y with each known attribute flipped with probability
-    flips / K, at least one per face; a hair colour turned on turns the others off."""
+    flips / K, at least one per face that has a known one; a hair colour turned on turns the others off."""
     b, k = y.shape
     flip = (torch.rand(b, k, generator=gen) < flips / k) & known
     none = ~flip.any(1)
     if none.any():  # at least one flip: a random known attribute
         scores = torch.rand(b, k, generator=gen) * known
         flip[none, scores[none].argmax(1)] = True
+        flip &= known  # a face with no known label is not edited
     t = torch.where(flip, 1 - y, y)
     hair = [names.index(h) for h in HAIR_COLOURS if h in names]
     for i in hair:
