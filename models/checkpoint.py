@@ -203,6 +203,29 @@ def model_config(config: dict[str, Any]) -> ModelConfig:
         raise CheckpointError(f"config 'model' is invalid: {e}") from e
 
 
+def _weights(path: Path) -> dict[str, Tensor]:
+    """The tensors of a checkpoint folder's model.safetensors; a CheckpointError if it is not one."""
+    try:
+        return load_file(str(path / WEIGHTS), device="cpu")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no {WEIGHTS}") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path / WEIGHTS}: not a valid safetensors file ({e})") from e
+
+
+def _load_part(path: Path, tensors: dict[str, Tensor], prefix: str, module: nn.Module) -> None:
+    """`module`'s weights from the tensors under `prefix.`, in fp32, in place."""
+    state = {
+        k[len(prefix) + 1 :]: v.float() if v.is_floating_point() else v
+        for k, v in tensors.items()
+        if k.startswith(prefix + ".")
+    }
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights of {prefix} do not match config: {e}") from e
+
+
 def load_checkpoint(
     path: str | Path, device: torch.device | str = "cpu", parts: tuple[str, ...] = ("G", "D", "E")
 ) -> FaceModel:
@@ -210,24 +233,10 @@ def load_checkpoint(
     path = Path(path)
     config = read_config(path)
     cfg = model_config(config)
-    try:
-        tensors = load_file(str(path / WEIGHTS), device="cpu")
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no {WEIGHTS}") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path / WEIGHTS}: not a valid safetensors file ({e})") from e
+    tensors = _weights(path)
 
     def load(prefix: str, module: nn.Module) -> None:
-        """`module`'s weights from the tensors under `prefix.`, in place."""
-        state = {
-            k[len(prefix) + 1 :]: v.float() if v.is_floating_point() else v
-            for k, v in tensors.items()
-            if k.startswith(prefix + ".")
-        }
-        try:
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: weights of {prefix} do not match config: {e}") from e
+        _load_part(path, tensors, prefix, module)
 
     if not any(k.startswith("G.") for k in tensors):
         raise CheckpointError(f"{path}: has no generator weights (G.*)")
@@ -418,19 +427,10 @@ def load_editor(
         cfg = EditorConfig(**{**raw, "attributes": tuple(raw.get("attributes", ()))})
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: config 'model' is invalid: {e}") from e
-    try:
-        tensors = load_file(str(path / WEIGHTS), device="cpu")
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no {WEIGHTS}") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path / WEIGHTS}: not a valid safetensors file ({e})") from e
+    tensors = _weights(path)
 
     def part(prefix: str, module: M) -> M:
-        state = {k[len(prefix) + 1 :]: v.float() for k, v in tensors.items() if k.startswith(prefix + ".")}
-        try:
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: weights of {prefix} do not match config: {e}") from e
+        _load_part(path, tensors, prefix, module)
         return module
 
     model = EditorModel(cfg, part("G", EditNet(cfg)))
