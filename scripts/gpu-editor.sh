@@ -12,16 +12,7 @@
 # parts; join them with `cat model.safetensors.part-* > model.safetensors` beside config.json), the
 # last sample sheet, the loss plot and the log.
 set -euo pipefail
-OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT"
-PY=${PY:-python3}
-P=${PACK:-.gpu}
-if [ "${WHEELS:-1}" = 1 ]; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $P/whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONUNBUFFERED=1
-$PY -c "import torch; print('torch', torch.__version__, 'on', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
+source "$(dirname "$0")/gpu-common.sh"
 RUN=${RUN:-/tmp/gpu-editor}
 INIT=()
 if [ -f "$P/editor/config.json" ]; then INIT=(--init "$P/editor"); fi

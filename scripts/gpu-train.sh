@@ -11,18 +11,9 @@
 # config.json), its config, the last sample grid, the loss plot and the log (every 50th progress line,
 # then the run's resolved options).
 set -euo pipefail
-OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT"
+source "$(dirname "$0")/gpu-common.sh"
 MINUTES=${MINUTES:-6}
 DEVICE=${DEVICE:-cuda}
-PY=${PY:-python3}
-P=${PACK:-.gpu}
-if [ "${WHEELS:-1}" = 1 ]; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $P/whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONUNBUFFERED=1
-$PY -c "import torch; print('torch', torch.__version__, 'on', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
 RUNS=${RUNS:-/tmp/gpu-runs}
 $PY -m training cgan --minutes "$MINUTES" --data $P/faces/celeba-10k \
   --folders $P/faces/celeba-test-crops,$P/faces/utkface-10k --image-size 128 --feature-size 128 \
