@@ -147,7 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Multipart framing adds a little to the file itself.
     app.add_middleware(BodyLimits, limit=settings.max_upload_bytes + 64 * 1024, timeout_s=settings.body_timeout_s)
     if settings.rate_per_s > 0:  # after the key (by which it counts), before the body is read
-        buckets = TokenBuckets(settings.rate_per_s, settings.rate_burst, settings.rate_clients)
+        buckets = TokenBuckets(
+            settings.rate_per_s, settings.rate_burst, settings.rate_clients, settings.rate_max_delay_s
+        )
         refused = metrics.rate_limited.labels
         app.add_middleware(
             FairShare, buckets=buckets, by_key=bool(settings.api_key), refused=lambda c: refused(c).inc()

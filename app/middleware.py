@@ -55,20 +55,22 @@ class ApiKey:
         await self.app(scope, receive, send)
 
 
-# What a request costs a client's bucket, in slider edits (an edit of a stored face, ~40 ms of CPU):
-# about its CPU time. Uploads run detection and the refined inversion (~0.6 s); a custom attribute
-# encodes up to 24 photos (capped at the bucket's size, so it can always pass); a job's submission
-# stands for the work queued (the queue has its own bound, 429 too). Not listed: free (health,
-# readiness, metrics, the page, the docs, and deletions: a person may always delete their photo).
+# What a request costs a client's bucket, in slider moves (an edit of a stored face as the page's
+# slider asks for it, a tile: ~12 ms of CPU): about what it takes from the others. An upload runs
+# detection and the refined inversion (~0.5 s in one go: priced above its CPU time, since every
+# slider move it overlaps is slowed; benchmarks/fairness.py); a custom attribute encodes up to 24 photos (capped at the bucket's
+# size, so it can always pass); an optimised edit is ~2 s of a worker's CPU (the queue has its own
+# bound, 429 too). Not listed: free (health, readiness, metrics, the page, the docs, and deletions:
+# a person may always delete their photo and stop their jobs).
 ROUTE_COSTS: dict[tuple[str, str], tuple[str, float]] = {
-    ("POST", "/encode"): ("upload", 15.0),
-    ("POST", "/attributes/custom"): ("custom", 60.0),
-    ("POST", "/edits/optimized"): ("job", 5.0),
+    ("POST", "/encode"): ("upload", 60.0),
+    ("POST", "/attributes/custom"): ("custom", 1000.0),
+    ("POST", "/edits/optimized"): ("job", 30.0),
     ("GET", "/interpolate"): ("morph", 3.0),
     ("GET", "/generate"): ("generate", 3.0),
     ("GET", "/attributes"): ("read", 0.5),
 }
-SLIDER, UPLOAD = ("edit", 1.0), ("upload", 15.0)
+SLIDER, UPLOAD = ("edit", 1.0), ("upload", 60.0)
 JOB_READ = ("read", 0.2)  # /jobs/{id}, /jobs/{id}/result: the page polls 3 times a second
 
 
@@ -82,25 +84,33 @@ def route_cost(method: str, path: str, content_type: bytes) -> tuple[str, float]
 
 
 class TokenBuckets:
-    """One token bucket per client: `burst` tokens at most, refilled at `rate` tokens a second; a
-    request takes its cost or is refused. The least recently seen clients past `max_clients` are
-    forgotten (they come back with a full bucket, as an idle client would have)."""
+    """One token bucket per client: `burst` tokens at most, refilled at `rate` tokens a second. A
+    request takes its cost, on credit if its tokens will be there within `max_delay` s (it waits
+    for them), or is refused. The least recently seen clients past `max_clients` are forgotten
+    (they come back with a full bucket, as an idle client would have)."""
 
-    def __init__(self, rate: float, burst: float, max_clients: int, clock: Callable[[], float] = time.monotonic):
-        self.rate, self.burst, self.max_clients, self.clock = rate, burst, max_clients, clock
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        max_clients: int,
+        max_delay: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate, self.burst, self.max_clients, self.max_delay = rate, burst, max_clients, max_delay
+        self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, when)
 
     def take(self, client: str, cost: float) -> float:
-        """0 if the client had `cost` tokens (taken); otherwise the seconds until it will have."""
+        """Seconds until the client has `cost` tokens: up to `max_delay`, they are taken (the
+        request waits that long, then runs); past it, nothing is taken (the request is refused)."""
         cost = min(cost, self.burst)
         now = self.clock()
         tokens, then = self._buckets.pop(client, (self.burst, now))
         tokens = min(self.burst, tokens + (now - then) * self.rate)
-        wait = 0.0
-        if tokens >= cost:
-            tokens -= cost
-        else:
-            wait = (cost - tokens) / self.rate
+        wait = max(0.0, (cost - tokens) / self.rate)
+        if wait <= self.max_delay:
+            tokens -= cost  # below 0 on credit: the refill during the wait pays it back
         self._buckets[client] = (tokens, now)
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
@@ -108,10 +118,13 @@ class TokenBuckets:
 
 
 class FairShare:
-    """429 with Retry-After for a client past its share: a token bucket per API key (when the
-    service has one, its holders share it) or per client address, each request weighted by its
-    route's cost (`route_cost`), so one client that floods the expensive routes cannot take the
-    CPU from everyone else's sliders. Runs on the event loop: no lock; per API process."""
+    """Each client's share: a token bucket per API key (when the service has one, its holders share
+    it) or per client address, each request weighted by its route's cost (`route_cost`), so one
+    client that floods the expensive routes cannot take the CPU from everyone else's sliders. A
+    request whose tokens come within the buckets' `max_delay` waits for them (a fast slider drag is
+    slowed, not refused); a later one is refused with 429 and Retry-After, after the same delay,
+    so that a client ignoring Retry-After sends at most one request per connection and delay, and
+    its refusals cost the service next to nothing. Runs on the event loop: no lock; per process."""
 
     def __init__(
         self, app: ASGIApp, buckets: TokenBuckets, by_key: bool, refused: Callable[[str], None] | None = None
@@ -130,12 +143,16 @@ class FairShare:
         key = headers.get(b"x-api-key") if self.by_key else None
         client = "key:" + key.decode("latin-1") if key else "addr:" + (scope.get("client") or ("?", 0))[0]
         wait = self.buckets.take(client, cost[1])
-        if wait > 0:
+        delay = self.buckets.max_delay
+        if wait > delay:
             if self.refused is not None:
                 self.refused(cost[0])
-            retry = max(1, math.ceil(wait))
+            await asyncio.sleep(delay)  # a sleeping coroutine: nothing read, next to nothing held
+            retry = max(1, math.ceil(wait - delay))
             await answer(send, 429, f"this client is over its share of the service; try again in {retry} s", retry)
             return
+        if wait > 0:
+            await asyncio.sleep(wait)
         await self.app(scope, receive, send)
 
 

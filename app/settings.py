@@ -19,10 +19,12 @@ class Settings(CoreSettings):
     head_timeout_s: float = Field(10.0, gt=0, le=300)
     # Each client's share (per API key, or per address without one; app.middleware.FairShare): a
     # bucket of rate_burst tokens refilled at rate_per_s, a request costing about its CPU time in
-    # slider edits (an upload 15, an edit of a stored face 1). 10 a second is a slider dragged
-    # without pause, or an upload every 1.5 s; 0 turns it off.
+    # slider moves (an upload 60, a slider move 1). 10 a second is a slider dragged without pause,
+    # or an upload every 6 s after the first two; 0 turns it off. A request whose tokens come
+    # within rate_max_delay_s waits for them; a later one is refused (429) after that delay.
     rate_per_s: float = Field(10.0, ge=0)
-    rate_burst: float = Field(60.0, ge=1)
+    rate_burst: float = Field(120.0, ge=1)
+    rate_max_delay_s: float = Field(1.0, ge=0, le=10)
     rate_clients: int = Field(100_000, ge=1)  # buckets kept (least recently seen forgotten first)
 
 
