@@ -16,7 +16,8 @@ At the end the traffic stops, every job is followed until it ends or `--drain-s`
 Printed: jobs accepted, succeeded, failed (by reason), cancelled, lost (accepted, then unknown
 before it ended) and stuck (neither ended nor lost after the drain); answers by status, 5xx other
 than 503 with their routes; the longest recovery after each kind of fault; the API's and the
-worker's RSS and Redis's memory at the end against the start.
+worker's RSS (the worker's pool children load the model at their first job) and Redis's memory at
+the end against the start, and the API process's peak RSS (with `--memory-limit`, its limit).
 
     python -m benchmarks.chaos [--minutes 10] [--clients 4] [--fault-every 40] [--seed 0]
 """
@@ -42,6 +43,7 @@ import httpx
 import redis
 
 from benchmarks.common import PHOTOS, ROOT, free_port, rss_mb
+from benchmarks.memory import high_water_mb
 
 FAULTS = ("redis-kill", "worker-kill", "child-kill", "api-kill")
 ENDED = ("succeeded", "failed", "cancelled")
@@ -50,7 +52,7 @@ ENDED = ("succeeded", "failed", "cancelled")
 class Processes:
     """Redis, the API and the worker, started as the README starts them, killed and restarted on demand."""
 
-    def __init__(self, workdir: Path, checkpoint: str) -> None:
+    def __init__(self, workdir: Path, checkpoint: str, memory_limit: int | None = None) -> None:
         self.workdir = workdir
         self.redis_port, self.api_port = free_port(), free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -60,6 +62,7 @@ class Processes:
             "PYTHONPATH": str(ROOT),
             "FACEEDIT_REDIS_URL": self.redis_url,
             "FACEEDIT_CHECKPOINT": checkpoint,
+            **({"FACEEDIT_MEMORY_LIMIT_BYTES": str(memory_limit)} if memory_limit else {}),
         }
         self.redis: subprocess.Popen[bytes] | None = None
         self.api: subprocess.Popen[bytes] | None = None
@@ -127,6 +130,7 @@ class Processes:
         out: dict[str, float] = {}
         if self.api is not None:
             out["api_mb"] = round(rss_mb(self.api.pid))
+            out["api_peak_mb"] = round(high_water_mb(self.api.pid))  # this API process's, since it started
         if self.worker is not None:
             pids = [self.worker.pid, *self.worker_children()]
             out["worker_mb"] = round(sum(rss_mb(p) for p in pids if Path(f"/proc/{p}").exists()))
@@ -372,7 +376,7 @@ def summary(tally: Tally) -> dict[str, Any]:
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
-    procs = Processes(workdir, args.checkpoint)
+    procs = Processes(workdir, args.checkpoint, args.memory_limit)
     photo = probe_photo()
     try:
         procs.start_redis()
@@ -394,6 +398,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "minutes": args.minutes,
             "clients": args.clients,
+            "api_memory_limit_bytes": args.memory_limit,
             "jobs": summary(tally),
             "answers": dict(sorted(tally.answers.items())),
             "server_errors_not_503": len(tally.server_errors),
@@ -417,6 +422,7 @@ def main() -> None:
     p.add_argument("--freeze-s", type=float, default=8, help="how long Redis stays SIGSTOPped, once")
     p.add_argument("--drain-s", type=float, default=240, help="after the traffic, how long to follow open jobs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--memory-limit", type=int, help="FACEEDIT_MEMORY_LIMIT_BYTES for the API")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     report = asyncio.run(soak(args))
