@@ -58,10 +58,10 @@ class ApiKey:
 # What a request costs a client's bucket, in slider moves (an edit of a stored face as the page's
 # slider asks for it, a tile: ~12 ms of CPU): about what it takes from the others. An upload runs
 # detection and the refined inversion (~0.5 s in one go: priced above its CPU time, since every
-# slider move it overlaps is slowed; benchmarks/fairness.py); a custom attribute encodes up to 24 photos (capped at the bucket's
-# size, so it can always pass); an optimised edit is ~2 s of a worker's CPU (the queue has its own
-# bound, 429 too). Not listed: free (health, readiness, metrics, the page, the docs, and deletions:
-# a person may always delete their photo and stop their jobs).
+# slider move it overlaps is slowed; benchmarks/fairness.py); a custom attribute encodes up to 24
+# photos (capped at the bucket's size, so it can always pass); an optimised edit is ~2 s of a
+# worker's CPU (the queue has its own bound, 429 too). Not listed: free (health, readiness, metrics,
+# the page, the docs, and deletions: a person may always delete their photo and stop their jobs).
 ROUTE_COSTS: dict[tuple[str, str], tuple[str, float]] = {
     ("POST", "/encode"): ("upload", 60.0),
     ("POST", "/attributes/custom"): ("custom", 1000.0),
