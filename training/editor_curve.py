@@ -276,10 +276,13 @@ class EditorCalibrateOptions(DataOptions):
 
 def choose_scale(points: dict[float, dict[str, float]]) -> float:
     """Strength 1's difference: the person first. The smallest scale that reaches ENOUGH_REACHED
-    while keeping KEEP_PEOPLE, else the longest that keeps KEEP_PEOPLE (else the shortest tried)."""
+    while keeping KEEP_PEOPLE, else the one that reaches most while keeping KEEP_PEOPLE (reach is
+    not monotonic: far past its attribute an edit turns into something else), else the shortest."""
     kept = [s for s in sorted(points) if points[s]["same_person"] >= KEEP_PEOPLE]
     enough = [s for s in kept if points[s]["reached"] >= ENOUGH_REACHED]
-    return enough[0] if enough else (kept[-1] if kept else min(points))
+    if enough:
+        return enough[0]
+    return max(kept, key=lambda s: (points[s]["reached"], -s)) if kept else min(points)
 
 
 def editor_calibrate(opts: EditorCalibrateOptions) -> Path:

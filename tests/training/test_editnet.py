@@ -123,7 +123,10 @@ def test_strength_one_is_the_first_scale_that_reaches_while_keeping_the_people()
          2.0: {"reached": 0.99, "same_person": 0.9}}  # fmt: skip
     assert choose_scale(p) == 1.0
     p[1.0]["reached"] = 0.8
-    assert choose_scale(p) == 1.0  # never enough: the longest that keeps 95 %
+    p[0.5]["reached"] = 0.3
+    assert choose_scale(p) == 1.0  # never enough: the one that reaches most while keeping 95 %
+    p[1.0]["reached"] = 0.2
+    assert choose_scale(p) == 0.5  # farther is not better when it reaches less
     p[0.5]["same_person"] = p[1.0]["same_person"] = 0.5
     assert choose_scale(p) == 0.5  # nothing keeps them: the shortest
 
