@@ -77,7 +77,11 @@ def _down(cin: int, cout: int) -> nn.Sequential:
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.GroupNorm(8, cout), nn.ReLU(True))
+    # nearest upsampling and a 3 x 3 convolution, not a transposed convolution: no checkerboard
+    # for the guides to read as texture (Odena et al. 2016)
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2.0), nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.GroupNorm(8, cout), nn.ReLU(True)
+    )
 
 
 def _tile(d: Tensor, h: Tensor) -> Tensor:
@@ -104,9 +108,10 @@ class EditNet(nn.Module):
         self.skip_at = cfg.skips  # up[j] for 1 <= j <= skips takes encoder level n-1-j
         last = ch[0] + (ch[0] if cfg.skips >= n - 1 else 0) + k
         self.head = nn.Sequential(
-            nn.ConvTranspose2d(last, ch[0], 4, 2, 1), nn.ReLU(True), nn.Conv2d(ch[0] + k, 4, 3, 1, 1)
-        )
-        out_conv = self.head[2]
+            nn.Upsample(scale_factor=2.0), nn.Conv2d(last, ch[0], 3, 1, 1), nn.ReLU(True),
+            nn.Conv2d(ch[0] + k, 4, 3, 1, 1),
+        )  # fmt: skip
+        out_conv = self.head[3]
         assert isinstance(out_conv, nn.Conv2d) and out_conv.bias is not None
         nn.init.constant_(out_conv.bias[3], -2.0)  # start near the identity (m = 0.08)
 
@@ -125,8 +130,8 @@ class EditNet(nn.Module):
             h = layer(_tile(d, h))
         if self.skip_at >= n - 1:
             h = torch.cat([h, feats[0]], 1)
-        h = self.head[1](self.head[0](_tile(d, h)))
-        out = self.head[2](_tile(d, h))
+        h = self.head[2](self.head[1](self.head[0](_tile(d, h))))
+        out = self.head[3](_tile(d, h))
         soft = 1.1 * torch.sigmoid(out[:, 3:]) - 0.05
         # exactly 0 (and 1) where clamped, but the gradient is the sigmoid's everywhere (straight
         # through): a mask that closed early can still be opened by the guides
@@ -144,7 +149,11 @@ class EditNet(nn.Module):
 
 
 class EditorDiscriminator(nn.Module):
-    """Realism: (B, 3, S, S) in [-1, 1] -> (B,) logits. No normalisation (R1 keeps it smooth)."""
+    """Realism: (B, 3, S, S) in [-1, 1] -> (B,) logits. No normalisation (R1 keeps it smooth).
+
+    Beside it, AttGAN's classifier: a linear head on the same trunk, fitted on real faces' labels,
+    read by the editor as one more guide. It is not frozen: its trunk keeps learning what tells an
+    edit from a face, so a texture that satisfies it does not stay cheap."""
 
     def __init__(self, cfg: EditorConfig) -> None:
         super().__init__()
@@ -156,6 +165,12 @@ class EditorDiscriminator(nn.Module):
             cin = cout
         self.trunk = nn.Sequential(*layers)  # -> (B, cin, 4, 4)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * 16, cin), nn.LeakyReLU(0.2, True), nn.Linear(cin, 1))
+        self.classes = nn.Sequential(nn.Flatten(), nn.Linear(cin * 16, len(cfg.attributes)))
+
+    def both(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Realism logits (B,) and attribute logits (B, K) from one pass of the trunk."""
+        h = self.trunk(x)
+        return self.head(h)[:, 0], self.classes(h)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.trunk(x))[:, 0]
@@ -179,11 +194,10 @@ def flops_per_image(cfg: EditorConfig) -> float:
     def count(m: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> None:
         nonlocal total
         weights = sum(p.numel() for name, p in m.named_parameters(recurse=False) if name == "weight")
-        at = inp[0] if isinstance(m, nn.ConvTranspose2d) else out  # each weight is used once per input pixel
-        total += 2 * at.shape[2] * at.shape[3] * weights
+        total += 2 * out.shape[2] * out.shape[3] * weights  # each weight is used once per output pixel
 
     for m in net.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+        if isinstance(m, nn.Conv2d):
             hooks.append(m.register_forward_hook(count))
     with torch.no_grad():
         net(torch.zeros(1, 3, cfg.image_size, cfg.image_size), torch.zeros(1, len(cfg.attributes)))

@@ -48,6 +48,21 @@ def _cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
 POLICIES = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
+def guide_view(x: Tensor, smallest: float = 0.5, noise: float = 0.04) -> Tensor:
+    """What a classifier guide sees of x: flipped half the time, DiffAugment's colour and translation,
+    resampled through a random lower resolution (down to `smallest` of the side) and with a little
+    noise. A texture the editor paints pixel-fine for the guides does not survive it; hair colour,
+    a smile or frames do. The guides are fitted on the same view of real faces (training/guides.py)."""
+    b, _, h, w = x.shape
+    flip = torch.rand(b, device=x.device) < 0.5
+    x = diff_augment(torch.where(flip[:, None, None, None], x.flip(3), x), "color,translation")
+    scale = smallest + (1 - smallest) * torch.rand(()).item()
+    if scale < 0.95:
+        small = F.interpolate(x, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True)
+        x = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return x + noise * torch.rand(b, 1, 1, 1, device=x.device) * torch.randn_like(x)
+
+
 def diff_augment(x: Tensor, policy: str = "color,translation,cutout") -> Tensor:
     for name in filter(None, policy.split(",")):
         x = POLICIES[name](x)

@@ -4,10 +4,12 @@ Each step takes a batch of aligned faces x with their labels y (K attributes) an
 t: each attribute flipped with probability `flips / K`, at least one per face, hair colours kept
 exclusive (AttGAN). The editor is asked for two things in one forward pass of 1.25 B rows:
 
-- the edit, x_e = G(x, t - y): the frozen guides (models/guides.py), on an augmented copy, must
-  see t on every attribute (classification, STGAN's difference conditioning); the discriminator
-  must find it real (non-saturating, DiffAugment, lazy R1); its mask must be small and in one
-  piece (area + total variation);
+- the edit, x_e = G(x, t - y): the frozen guides (models/guides.py), on a copy augmented and
+  resampled so that no pixel-fine texture survives, must see t on every attribute
+  (classification, STGAN's difference conditioning), and so must D's own classifier head
+  (AttGAN's C, fitted on the real faces' labels and never frozen); the discriminator must find
+  it real (non-saturating, DiffAugment, lazy R1); its mask must be small and in one piece (area
+  + total variation);
 - for a quarter of the faces, the colour it draws for no difference: L1 to x (AttGAN's
   reconstruction; the output itself is x there by construction, models/editnet.py).
 
@@ -37,7 +39,7 @@ from torch import Tensor, nn
 from models.checkpoint import EditorModel, load_editor, load_optimizer_state, optimizer_state, save_editor
 from models.editnet import EDITOR_ATTRIBUTES, HEAD_GEOMETRY, EditNet, EditorConfig, EditorDiscriminator, mask_terms
 from models.guides import Guides, load_guides
-from training.augment import diff_augment
+from training.augment import diff_augment, guide_view
 from training.data import CelebA, batches, to_model_input
 from training.evaluate import TARGET_ATTRIBUTES
 from training.folders import DataOptions
@@ -65,11 +67,12 @@ class EditorOptions(DataOptions):
     lr: float = 2e-4
     kimg: float = 1000.0
     minutes: float | None = None  # wall-clock limit of this invocation (a snapshot is written first)
-    rec: float = 10.0
-    cls: float = 2.0
+    rec: float = 20.0
+    cls: float = 2.0  # the frozen guides
+    cls_d: float = 2.0  # D's classifier head (AttGAN's C); D fits it on real labels with weight 1
     adv: float = 1.0
-    mask: float = 0.5
-    tv: float = 0.5
+    mask: float = 1.5
+    tv: float = 2.0
     r1: float = 1.0  # gamma of the lazy R1 penalty on real faces, every 4 D steps
     flips: float = 1.5  # attributes flipped per edited face, in expectation
     ema_kimg: float = 10.0  # half-life of the EMA editor, in thousands of images
@@ -144,10 +147,8 @@ class EditorTraining:
         self.spent = {"cpu_seconds": 0.0, "gpu_seconds": 0.0}  # of this run and the runs it started from
 
     def guide_logits(self, x: Tensor) -> Tensor:
-        """The guides' logits (M, B, K) of an augmented copy (flip, colour, translation) of x."""
-        flip = torch.rand(len(x), device=x.device) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        return self.guides(diff_augment(x, "color,translation"))[..., self.guide_cols]
+        """The guides' logits (M, B, K) of an augmented copy of x (training/augment.py's `guide_view`)."""
+        return self.guides(guide_view(x))[..., self.guide_cols]
 
     def train_step(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> dict[str, float]:
         o, b = self.opts, len(x)
@@ -159,21 +160,25 @@ class EditorTraining:
             mask = raw[:b]  # |t - y| is 1 somewhere in every row: the gate is open
             edit = x + mask * (color[:b] - x)
             cls = classification_loss(self.guide_logits(edit), t, known)
-            adv = F.softplus(-self.D(diff_augment(edit)).float()).mean()
+            realism, classes = self.D.both(diff_augment(edit))
+            cls_d = classification_loss(classes[None], t, known)
+            adv = F.softplus(-realism.float()).mean()
         rec_l1 = (color[b:].float() - x[:r]).abs().mean()
         area, tv = mask_terms(mask.float())
-        loss_g = o.rec * rec_l1 + o.cls * cls + o.adv * adv + o.mask * area.mean() + o.tv * tv.mean()
+        loss_g = o.rec * rec_l1 + o.cls * cls + o.cls_d * cls_d + o.adv * adv + o.mask * area.mean() + o.tv * tv.mean()
         self.optims["G"].zero_grad(set_to_none=True)
         loss_g.backward()
         self.optims["G"].step()
         self.D.requires_grad_(True)
-        # --- D: real faces up, these edits down; R1 on the reals every 4th step (lazy, x4)
+        # --- D: real faces up, these edits down, the real faces' labels; R1 on the reals every 4th
+        # step (lazy, x4)
         lazy = o.r1 > 0 and self.step % 4 == 0
         real = x.detach().requires_grad_(lazy)
         with self.amp:
-            d_real = self.D(diff_augment(real))
+            d_real, real_classes = self.D.both(diff_augment(real))
             d_fake = self.D(diff_augment(edit.detach()))
-            loss_d = F.softplus(-d_real.float()).mean() + F.softplus(d_fake.float()).mean()
+            cls_real = classification_loss(real_classes[None], y, known)
+            loss_d = F.softplus(-d_real.float()).mean() + F.softplus(d_fake.float()).mean() + cls_real
         if lazy:
             (grad,) = torch.autograd.grad(d_real.float().sum(), real, create_graph=True)
             loss_d = loss_d + o.r1 / 2 * 4 * grad.square().sum((1, 2, 3)).mean()
@@ -188,8 +193,8 @@ class EditorTraining:
         self.step += 1
         self.images += b
         return {
-            "D": loss_d.item(), "G_adv": adv.item(), "cls": cls.item(), "rec": rec_l1.item(),
-            "mask": area.mean().item(),
+            "D": loss_d.item(), "G_adv": adv.item(), "cls": cls.item(), "cls_D": cls_d.item(),
+            "D_cls_real": cls_real.item(), "rec": rec_l1.item(), "mask": area.mean().item(),
         }  # fmt: skip
 
     # --- the run folder --------------------------------------------------------------

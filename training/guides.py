@@ -1,7 +1,7 @@
 """`python -m training guides`: fit the editor's frozen guides (models/guides.py) on labelled faces.
 
 The trunk is frozen, so features are computed once per augmented pass over the training faces
-(flips, DiffAugment's colour and translation) and the heads are fitted on them with Adam; the
+(`guide_view`, the view the editor's edits are judged through) and the heads are fitted on them with Adam; the
 held-out faces give each member's accuracy per attribute, written into guides.json.
 """
 
@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from models.editnet import EDITOR_ATTRIBUTES, HEAD_GEOMETRY
 from models.guides import GuideConfig, Guides, save_guides
-from training.augment import diff_augment
+from training.augment import guide_view
 from training.data import CelebA, to_model_input
 from training.folders import DataOptions
 from training.runs import jsonable, pick_device
@@ -45,9 +45,7 @@ def _features(guides: Guides, images: Tensor, idx: np.ndarray, device: torch.dev
     for i in tqdm(range(0, len(idx), 256), desc="guide features", unit="batch", leave=False):
         x = to_model_input(images[torch.from_numpy(idx[i : i + 256])], device)
         if augment:
-            flip = torch.rand(len(x), device=device) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
-            x = diff_augment(x, "color,translation").clamp(-1, 1)
+            x = guide_view(x)
         parts.append([f.float().cpu() for f in guides.features(x)])
     return [torch.cat(level) for level in zip(*parts, strict=True)]
 

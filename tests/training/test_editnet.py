@@ -21,6 +21,7 @@ from models.features import FeaturesMissing
 from models.guides import load_guides
 from training import identity
 from training.__main__ import main
+from training.augment import guide_view
 from training.editnet import draw_targets
 from training.editor_curve import choose_scale, paste_change
 
@@ -88,7 +89,8 @@ def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path
     assert main(["editor", *args, "--kimg", "0.032", "--resume"]) == 0
     with safe_open(str(run / "resume.safetensors"), "pt") as f:
         meta = f.metadata()
-    assert int(meta["step"]) == 8 and len(json.loads(meta["history"])["rec"]) == 8
+    history = json.loads(meta["history"])
+    assert int(meta["step"]) == 8 and all(len(history[k]) == 8 for k in ("rec", "cls", "cls_D", "D_cls_real"))
     model = load_editor(run / "checkpoint")
     assert model.cfg.image_size == 32 and model.D is not None
     assert model.meta["training"]["step"] == 8 and model.geometry.crop_box[2] - model.geometry.crop_box[0] == 178
@@ -201,3 +203,21 @@ def test_the_gpu_script_trains_the_editor_on_packed_faces_and_continues_what_it_
         log = (out / "train.log").read_text()
         assert "GFLOP per training image" in log and ("started from" in log) == (i == 1)
     assert kimg[1] > kimg[0] > 0
+
+
+def test_the_guides_view_washes_out_a_pixel_fine_texture_and_keeps_a_coarse_one() -> None:
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    fine = (((yy + xx) % 2) * 2 - 1).float().expand(8, 3, 64, 64)  # a one-pixel checkerboard
+    coarse = ((yy < 32).float() * 2 - 1).expand(8, 3, 64, 64)  # top white, bottom black
+
+    def texture(x: torch.Tensor) -> float:
+        return float((x[..., :, 1:] - x[..., :, :-1]).abs().mean())
+
+    def contrast(x: torch.Tensor) -> float:
+        return float(x[..., 8:24, :].mean() - x[..., 40:56, :].mean())
+
+    seen_fine = np.mean([texture(guide_view(fine)) for _ in range(30)])
+    seen_coarse = np.mean([contrast(guide_view(coarse)) for _ in range(30)])
+    assert seen_fine < 0.3 * texture(fine)
+    assert seen_coarse > 0.7 * contrast(coarse)
