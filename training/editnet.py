@@ -70,6 +70,7 @@ class EditorOptions(DataOptions):
     rec: float = 20.0
     cls: float = 2.0  # the frozen guides
     cls_d: float = 2.0  # D's classifier head (AttGAN's C); D fits it on real labels with weight 1
+    margin: float | None = 2.0  # the edit's classification terms are hinges at this logit (None: BCE)
     adv: float = 1.0
     mask: float = 1.5
     tv: float = 2.0
@@ -111,11 +112,17 @@ def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float,
     return t
 
 
-def classification_loss(logits: Tensor, target: Tensor, known: Tensor) -> Tensor:
-    """BCE of the guides' logits (M, B, K) against t (B, K): summed over known attributes,
-    averaged over the batch and the ensemble's members."""
-    bce = F.binary_cross_entropy_with_logits(logits.float(), target.expand_as(logits), reduction="none")
-    return (bce * known).sum((0, 2)).mean() / logits.shape[0]
+def classification_loss(logits: Tensor, target: Tensor, known: Tensor, margin: float | None = None) -> Tensor:
+    """BCE of the guides' logits (M, B, K) against t (B, K), or with a margin the hinge
+    max(0, margin - s * logit) for s = +-1: an attribute seen past the margin asks for nothing more,
+    so the edit does not overshoot what it was asked. Summed over known attributes, averaged over the
+    batch and the ensemble's members."""
+    logits, target = logits.float(), target.expand_as(logits)
+    if margin is None:
+        per = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    else:
+        per = F.relu(margin - (2 * target - 1) * logits)
+    return (per * known).sum((0, 2)).mean() / logits.shape[0]
 
 
 class EditorTraining:
@@ -159,9 +166,9 @@ class EditorTraining:
             color, raw = self.G.draw(torch.cat([x, x[:r]]), torch.cat([t - y, torch.zeros_like(y[:r])]))
             mask = raw[:b]  # |t - y| is 1 somewhere in every row: the gate is open
             edit = x + mask * (color[:b] - x)
-            cls = classification_loss(self.guide_logits(edit), t, known)
+            cls = classification_loss(self.guide_logits(edit), t, known, o.margin)
             realism, classes = self.D.both(diff_augment(edit))
-            cls_d = classification_loss(classes[None], t, known)
+            cls_d = classification_loss(classes[None], t, known, o.margin)
             adv = F.softplus(-realism.float()).mean()
         rec_l1 = (color[b:].float() - x[:r]).abs().mean()
         area, tv = mask_terms(mask.float())

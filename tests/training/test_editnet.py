@@ -22,7 +22,7 @@ from models.guides import load_guides
 from training import identity
 from training.__main__ import main
 from training.augment import guide_view
-from training.editnet import draw_targets
+from training.editnet import classification_loss, draw_targets
 from training.editor_curve import choose_scale, paste_change
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,6 +75,21 @@ def test_targets_flip_at_least_one_known_attribute_and_keep_one_hair_colour() ->
     assert bool((t[:, 0] == y[:, 0]).all())  # an unknown label is never a target
     blond = t[:, 2] == 1
     assert int(blond.sum()) > 0 and bool((t[blond, 3] == 0).all())  # blond now: no longer black-haired
+
+
+def test_an_attribute_seen_past_the_margin_asks_for_nothing_more() -> None:
+    target = torch.tensor([[1.0, 0.0, 1.0]])
+    known = torch.tensor([[True, True, False]])
+    logits = torch.tensor([[[5.0, -0.5, -9.0]]], requires_grad=True)  # (M=1, B=1, K=3)
+    loss = classification_loss(logits, target, known, margin=2.0)
+    loss.backward()
+    assert logits.grad is not None
+    # past the margin: no gradient; short of it (-0.5 for a 0 target): pushed down; unknown: ignored
+    assert logits.grad.tolist() == [[[0.0, 1.0, 0.0]]]
+    assert loss.item() == pytest.approx(1.5)
+    bce = classification_loss(logits, target, known)  # without a margin the confident one still pulls
+    (grad,) = torch.autograd.grad(bce, logits)
+    assert grad[0, 0, 0] < 0 and grad[0, 0, 2] == 0
 
 
 def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path, tmp_path: Path) -> None:
