@@ -70,7 +70,8 @@ class EditorOptions(DataOptions):
     rec: float = 20.0
     cls: float = 2.0  # the frozen guides
     cls_d: float = 2.0  # D's classifier head (AttGAN's C); D fits it on real labels with weight 1
-    margin: float | None = 2.0  # the edit's classification terms are hinges at this logit (None: BCE)
+    margin: float | None = 2.0  # the edit's classification terms are hinges: a changed attribute at this
+    # logit, a kept one at 0 (on its side); None: BCE on both, which pulls on what is already seen
     adv: float = 1.0
     mask: float = 1.5
     tv: float = 2.0
@@ -112,11 +113,10 @@ def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float,
     return t
 
 
-def classification_loss(logits: Tensor, target: Tensor, known: Tensor, margin: float | None = None) -> Tensor:
-    """BCE of the guides' logits (M, B, K) against t (B, K), or with a margin the hinge
-    max(0, margin - s * logit) for s = +-1: an attribute seen past the margin asks for nothing more,
-    so the edit does not overshoot what it was asked. Summed over known attributes, averaged over the
-    batch and the ensemble's members."""
+def classification_loss(logits: Tensor, target: Tensor, known: Tensor, margin: Tensor | None = None) -> Tensor:
+    """BCE of the guides' logits (M, B, K) against t (B, K), or with margins (B, K) the hinge
+    max(0, margin - s * logit) for s = +-1: an attribute seen past its margin asks for nothing more.
+    Summed over known attributes, averaged over the batch and the ensemble's members."""
     logits, target = logits.float(), target.expand_as(logits)
     if margin is None:
         per = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -160,15 +160,16 @@ class EditorTraining:
     def train_step(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> dict[str, float]:
         o, b = self.opts, len(x)
         r = max(1, b // 4)  # the faces that also reconstruct
+        margin = None if o.margin is None else o.margin * (t != y).float()
         # --- G: the edit satisfies the guides and D with a small mask; no edit draws x back
         self.D.requires_grad_(False)
         with self.amp:
             color, raw = self.G.draw(torch.cat([x, x[:r]]), torch.cat([t - y, torch.zeros_like(y[:r])]))
             mask = raw[:b]  # |t - y| is 1 somewhere in every row: the gate is open
             edit = x + mask * (color[:b] - x)
-            cls = classification_loss(self.guide_logits(edit), t, known, o.margin)
+            cls = classification_loss(self.guide_logits(edit), t, known, margin)
             realism, classes = self.D.both(diff_augment(edit))
-            cls_d = classification_loss(classes[None], t, known, o.margin)
+            cls_d = classification_loss(classes[None], t, known, margin)
             adv = F.softplus(-realism.float()).mean()
         rec_l1 = (color[b:].float() - x[:r]).abs().mean()
         area, tv = mask_terms(mask.float())

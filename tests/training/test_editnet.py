@@ -77,19 +77,21 @@ def test_targets_flip_at_least_one_known_attribute_and_keep_one_hair_colour() ->
     assert int(blond.sum()) > 0 and bool((t[blond, 3] == 0).all())  # blond now: no longer black-haired
 
 
-def test_an_attribute_seen_past_the_margin_asks_for_nothing_more() -> None:
-    target = torch.tensor([[1.0, 0.0, 1.0]])
-    known = torch.tensor([[True, True, False]])
-    logits = torch.tensor([[[5.0, -0.5, -9.0]]], requires_grad=True)  # (M=1, B=1, K=3)
-    loss = classification_loss(logits, target, known, margin=2.0)
+def test_an_attribute_seen_past_its_margin_asks_for_nothing_more() -> None:
+    target = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
+    known = torch.tensor([[True, True, False, True]])
+    margin = torch.tensor([[2.0, 2.0, 2.0, 0.0]])  # the first three changed, the last one kept
+    logits = torch.tensor([[[5.0, -0.5, -9.0, 0.5]]], requires_grad=True)  # (M=1, B=1, K=4)
+    loss = classification_loss(logits, target, known, margin)
     loss.backward()
     assert logits.grad is not None
-    # past the margin: no gradient; short of it (-0.5 for a 0 target): pushed down; unknown: ignored
-    assert logits.grad.tolist() == [[[0.0, 1.0, 0.0]]]
+    # past the margin: no gradient; short of it (-0.5 for a 0 target): pushed down; unknown: ignored;
+    # kept and on its side: left alone
+    assert logits.grad.tolist() == [[[0.0, 1.0, 0.0, 0.0]]]
     assert loss.item() == pytest.approx(1.5)
-    bce = classification_loss(logits, target, known)  # without a margin the confident one still pulls
+    bce = classification_loss(logits, target, known)  # without margins the confident ones still pull
     (grad,) = torch.autograd.grad(bce, logits)
-    assert grad[0, 0, 0] < 0 and grad[0, 0, 2] == 0
+    assert grad[0, 0, 0] < 0 and grad[0, 0, 3] < 0 and grad[0, 0, 2] == 0
 
 
 def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path, tmp_path: Path) -> None:
