@@ -256,7 +256,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)
+SCALES = (0.5, 0.625, 0.75, 0.875, 1.0, 1.5, 2.0, 3.0, 4.0)  # fine below 1: the gate makes 0.5 a half blend
 KEEP_PEOPLE, ENOUGH_REACHED = 0.95, 0.85
 
 
