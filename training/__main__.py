@@ -66,10 +66,13 @@ def _arg_type(tp: Any) -> tuple[Callable[[str], Any], bool]:
     optional = type(None) in args
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         tp = next(a for a in args if a is not type(None))
+    parse: Callable[[str], Any] = tp
     if typing.get_origin(tp) is tuple:
         inner = typing.get_args(tp)[0]
-        return (lambda s: tuple(inner(v) for v in s.split(",") if v)), optional
-    return tp, optional
+        parse = lambda s: tuple(inner(v) for v in s.split(",") if v)  # noqa: E731
+    if optional:  # `--minutes none` sets an optional option back to None
+        return (lambda s: None if s.lower() == "none" else parse(s)), optional
+    return parse, optional
 
 
 def build_parser() -> argparse.ArgumentParser:

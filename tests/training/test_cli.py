@@ -142,6 +142,13 @@ def test_dry_run_prints_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out)["kimg"] == 5.0
 
 
+def test_an_optional_option_can_be_set_back_to_none(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["editor", "--data", "d", "--guides", "g", "--margin", "none", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["margin"] is None  # the editor's BCE (v2)
+    assert main(["editor", "--data", "d", "--guides", "g", "--margin", "1.5", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["margin"] == 1.5
+
+
 def test_bench_sets_each_step_against_the_machines_own_limit(celeba_half: Path, tmp_path: Path) -> None:
     from training.bench import BenchOptions, run_bench
     from training.runs import cpu_has_bf16
