@@ -60,8 +60,8 @@ def _register() -> None:
     )
 
 
-def _arg_type(tp: Any) -> tuple[Callable[[str], Any], bool]:
-    """The parser for a field's type, and whether it is optional (None allowed)."""
+def _arg_type(tp: Any) -> Callable[[str], Any]:
+    """The parser for a field's type; an optional one also reads `none` (`--minutes none`)."""
     args = typing.get_args(tp)
     optional = type(None) in args
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
@@ -70,9 +70,9 @@ def _arg_type(tp: Any) -> tuple[Callable[[str], Any], bool]:
     if typing.get_origin(tp) is tuple:
         inner = typing.get_args(tp)[0]
         parse = lambda s: tuple(inner(v) for v in s.split(",") if v)  # noqa: E731
-    if optional:  # `--minutes none` sets an optional option back to None
-        return (lambda s: None if s.lower() == "none" else parse(s)), optional
-    return parse, optional
+    if optional:
+        return lambda s: None if s.lower() == "none" else parse(s)
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         hints = typing.get_type_hints(options_cls)
         for f in dataclasses.fields(options_cls):
-            parse, _ = _arg_type(hints[f.name])
+            parse = _arg_type(hints[f.name])
             flag = "--" + f.name.replace("_", "-")
             if f.default is dataclasses.MISSING:
                 p.add_argument(flag, type=parse, required=True, dest=f.name)
