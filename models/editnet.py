@@ -8,7 +8,15 @@ Its last layer draws a colour c and a mask m, and the answer is the input where 
 
     out = x + g * m * (c - x),   m = clamp(1.1 * sigmoid(l) - 0.05, 0, 1),   g = min(1, max_k |d_k|)
 
-(GANimation's attention, SaGAN's spatial mask). The mask reaches exactly 0 (its gradient passes
+(GANimation's attention, SaGAN's spatial mask). With `regions`, the gate is a place too: each
+attribute may act only in its region of the crop (EDITOR_REGIONS: glasses around the eyes, a
+smile at the mouth, a hair colour on the hair and not the face, the whole head for Male and
+Young), and every region fades to 0 at the crop's border, so
+
+    g(p) = max_k min(1, |d_k|) * R_k(p)
+
+and nothing outside the asked attributes' regions can move, whatever the network learns, and
+no edit can show the crop's square in a photo. The mask reaches exactly 0 (its gradient passes
 the clamp straight through, so a closed mask can open again), so what an edit does not touch
 stays the input pixel for pixel, and the mask says where the edit acted: the service
 pastes by it and chooses the crop from it. The gate g makes strength 0 the input itself and a
@@ -24,6 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -38,6 +47,28 @@ EDITOR_ATTRIBUTES = (
 
 HEAD_GEOMETRY = CELEBA_HEAD  # the editor's crop: the head with its hair (models/geometry.py)
 
+# Where each attribute may act (models/areas.py's regions of the crop), with `regions`; an
+# attribute not listed may act on the whole head.
+EDITOR_REGIONS: dict[str, tuple[str, ...]] = {
+    "Smiling": ("mouth",), "Mouth_Slightly_Open": ("mouth",), "Mustache": ("mouth",),
+    "Eyeglasses": ("eyes",),
+    "Blond_Hair": ("hair",), "Black_Hair": ("hair",), "Brown_Hair": ("hair",), "Gray_Hair": ("hair",),
+    "Bald": ("hair",), "Pale_Skin": ("face",),
+}  # fmt: skip
+
+
+def attribute_regions(attributes: tuple[str, ...], size: int) -> Tensor:
+    """(K, 1, S, S) in [0, 1]: where each attribute may act in the editor's S x S crop."""
+    from models.areas import region_mask  # numpy (and cv2 for the service's masks), not needed otherwise
+
+    planes = [
+        np.max([region_mask(HEAD_GEOMETRY, size, r) for r in EDITOR_REGIONS.get(a, ("head",))], axis=0)
+        for a in attributes
+    ]
+    edge = np.minimum(np.arange(size), np.arange(size)[::-1])  # pixels to the nearest border
+    taper = np.clip(np.minimum.outer(edge, edge) / (size / 16), 0, 1)  # 0 on the border row itself
+    return torch.from_numpy((np.stack(planes) * taper)[:, None].astype(np.float32))
+
 
 @dataclass(frozen=True)
 class EditorConfig:
@@ -49,6 +80,7 @@ class EditorConfig:
     max_width: int = 512
     skips: int = 2  # skip connections, counted from the bottleneck up (1 = the 8 x 8 scale)
     d_width: int = 32  # the discriminator's first layer
+    regions: bool = False  # each attribute acts only in its region of the crop (EDITOR_REGIONS)
     family: str = field(default="editnet")
 
     def __post_init__(self) -> None:
@@ -114,6 +146,17 @@ class EditNet(nn.Module):
         out_conv = self.head[3]
         assert isinstance(out_conv, nn.Conv2d) and out_conv.bias is not None
         nn.init.constant_(out_conv.bias[3], -2.0)  # start near the identity (m = 0.08)
+        if cfg.regions:  # rebuilt from the config, not stored with the weights
+            self.register_buffer("places", attribute_regions(cfg.attributes, cfg.image_size), persistent=False)
+
+    def gate(self, d: Tensor) -> Tensor:
+        """How far the mask may open for difference d (B, K): min(1, max_k |d_k|) (B, 1, 1, 1), or
+        with regions the same per pixel, each attribute in its own place (B, 1, S, S)."""
+        weight = d.abs().clamp(max=1)
+        if not self.cfg.regions:
+            return weight.amax(1)[:, None, None, None]
+        places: Tensor = self.places
+        return (weight[:, :, None, None, None] * places.to(weight)).amax(1)
 
     def draw(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         """The colour c (B, 3, S, S) in [-1, 1] and the mask m (B, 1, S, S) the network draws for d,
@@ -138,10 +181,10 @@ class EditNet(nn.Module):
         return torch.tanh(out[:, :3]), soft + (soft.clamp(0, 1) - soft).detach()
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-        """The edit and its mask. The mask is gated by the strength, min(1, max_k |d_k|): no
-        difference is the input itself, and a strength below 1 blends the edit in part."""
+        """The edit and its mask. The mask is gated by the strength (`gate`): no difference is the
+        input itself, and a strength below 1 blends the edit in part."""
         color, mask = self.draw(x, d)
-        mask = mask * d.abs().amax(1).clamp(max=1).to(mask.dtype)[:, None, None, None]
+        mask = mask * self.gate(d).to(mask.dtype)
         return x + mask * (color - x), mask
 
     def edit(self, x: Tensor, d: Tensor) -> Tensor:
@@ -206,8 +249,6 @@ def flops_per_image(cfg: EditorConfig) -> float:
     return total
 
 
-
-
 class EditAsGenerator(nn.Module):
     """The editor as an optimiser sees it (the optimised edit, Zhu et al. 2016): a "latent" (B, K + g*g),
     the difference vector and the logits of a coarse g x g gain on the edit's mask, to the edited
@@ -232,8 +273,10 @@ class EditAsGenerator(nn.Module):
         size = x.shape[-1]
         gain = torch.sigmoid(nn.functional.interpolate(logits.view(-1, 1, self.grid, self.grid), size=size,
                                                        mode="bilinear", align_corners=False))  # fmt: skip
-        gate = d.abs().amax(1).clamp(max=1)[:, None, None, None]
-        return x + gate * gain * mask * (color - x)
+        return x + self.net.gate(d) * gain * mask * (color - x)
 
 
-__all__ = ["EDITOR_ATTRIBUTES", "HEAD_GEOMETRY", "EditAsGenerator", "EditNet", "EditorConfig", "EditorDiscriminator"]
+__all__ = [
+    "EDITOR_ATTRIBUTES", "EDITOR_REGIONS", "HEAD_GEOMETRY", "EditAsGenerator", "EditNet", "EditorConfig",
+    "EditorDiscriminator", "attribute_regions",
+]  # fmt: skip

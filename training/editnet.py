@@ -9,7 +9,7 @@ exclusive (AttGAN). The editor is asked for two things in one forward pass of 1.
   (classification, STGAN's difference conditioning), and so must D's own classifier head
   (AttGAN's C, fitted on the real faces' labels and never frozen); the discriminator must find
   it real (non-saturating, DiffAugment, lazy R1); its mask must be small and in one piece (area
-  + total variation);
+  + total variation), and with `regions` it opens only where the flipped attributes may act;
 - for a quarter of the faces, the colour it draws for no difference: L1 to x (AttGAN's
   reconstruction; the output itself is x there by construction, models/editnet.py).
 
@@ -63,6 +63,7 @@ class EditorOptions(DataOptions):
     width: int = 32
     skips: int = 2
     d_width: int = 32
+    regions: bool = True  # each attribute acts only in its region of the crop (models/editnet.EDITOR_REGIONS)
     batch: int = 32
     lr: float = 2e-4
     kimg: float = 1000.0
@@ -90,7 +91,8 @@ class EditorOptions(DataOptions):
         self.config()  # validates
 
     def config(self) -> EditorConfig:
-        return EditorConfig(tuple(self.attributes), self.image_size, self.width, skips=self.skips, d_width=self.d_width)
+        return EditorConfig(tuple(self.attributes), self.image_size, self.width, skips=self.skips, d_width=self.d_width,
+                            regions=self.regions)  # fmt: skip
 
 
 def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float, gen: torch.Generator) -> Tensor:
@@ -165,7 +167,7 @@ class EditorTraining:
         self.D.requires_grad_(False)
         with self.amp:
             color, raw = self.G.draw(torch.cat([x, x[:r]]), torch.cat([t - y, torch.zeros_like(y[:r])]))
-            mask = raw[:b]  # |t - y| is 1 somewhere in every row: the gate is open
+            mask = raw[:b] * self.G.gate(t - y).to(raw.dtype)  # |t - y| is 1 somewhere in every row
             edit = x + mask * (color[:b] - x)
             cls = classification_loss(self.guide_logits(edit), t, known, margin)
             realism, classes = self.D.both(diff_augment(edit))

@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from models.checkpoint import CheckpointError, EditorModel, family_of, load_editor, save_editor
-from models.editnet import EditAsGenerator, EditNet, EditorConfig, EditorDiscriminator, flops_per_image
+from models.editnet import (
+    HEAD_GEOMETRY,
+    EditAsGenerator,
+    EditNet,
+    EditorConfig,
+    EditorDiscriminator,
+    attribute_regions,
+    flops_per_image,
+)
 
 TINY = EditorConfig(("Male", "Smiling", "Blond_Hair"), image_size=32, width=8, max_width=32, skips=1, d_width=8)
 
@@ -58,6 +66,30 @@ def test_strength_zero_is_the_input_and_a_smaller_strength_a_smaller_mask() -> N
         assert torch.equal(net(x, torch.zeros(2, 3))[0], x)
         full, half = net(x, d)[1], net(x, d / 2)[1]
     assert float(full.mean()) > 0 and float(half.mean()) < float(full.mean())
+
+
+def test_with_regions_an_attribute_moves_nothing_outside_its_place() -> None:
+    torch.manual_seed(0)
+    cfg = EditorConfig(("Eyeglasses", "Blond_Hair", "Male"), image_size=32, width=8, max_width=32, skips=1,
+                       regions=True)  # fmt: skip
+    net = EditNet(cfg)
+    with torch.no_grad():
+        net.head[-1].bias[3] = 8.0  # the network opens its mask everywhere
+    places = attribute_regions(cfg.attributes, 32)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        for k in range(3):
+            d = torch.zeros(1, 3)
+            d[0, k] = 1.0
+            out, mask = net(x, d)
+            outside = places[k, 0] == 0
+            assert torch.equal(out[0][:, outside], x[0][:, outside]) and float(mask[0, 0][outside].max()) == 0
+            assert float(mask.max()) > 0.9  # inside, the network's own mask
+            assert torch.equal(out[0, :, 0], x[0, :, 0]) and torch.equal(out[0, :, :, 0], x[0, :, :, 0])  # border
+    glasses, hair, head = places[:, 0]
+    for px, py in HEAD_GEOMETRY.template(32)[:2].round().astype(int):  # the eyes
+        assert glasses[py, px] > 0.9 and hair[py, px] == 0 and head[py, px] == 1  # blond stays off the face
+    assert float(glasses.sum()) < float(hair.sum()) < float(head.sum())
 
 
 def test_the_64px_editor_costs_at_most_2_gflop_per_face() -> None:
