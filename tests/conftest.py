@@ -159,15 +159,16 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_tiny_editor(path: Path) -> Path:
-    """A randomly initialised tiny image-to-image editor (32 px), for fast service tests: its mask
-    starts at ~0.08 everywhere, so every edit visibly changes the head and nothing beyond it."""
+    """A randomly initialised tiny image-to-image editor (32 px) with regions, for fast service
+    tests: its mask starts at ~0.08 everywhere, so every edit visibly changes its attribute's region
+    of the head and nothing beyond it."""
     import torch
 
     from models.checkpoint import EditorCalibration, EditorModel, save_editor
     from models.editnet import EditNet, EditorConfig, EditorDiscriminator
 
     torch.manual_seed(0)
-    cfg = EditorConfig(image_size=32, width=8, max_width=32, skips=1, d_width=8)
+    cfg = EditorConfig(image_size=32, width=8, max_width=32, skips=1, d_width=8, regions=True)
     model = EditorModel(cfg, EditNet(cfg), EditorDiscriminator(cfg), meta={"default_strength": 1.0})
     model.calibrations = {"Smiling": EditorCalibration(2.0, reached=0.9, same_person=0.97)}
     return save_editor(path, model)

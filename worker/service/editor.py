@@ -198,9 +198,9 @@ class Editor:
         """The built-in attributes, most useful first."""
         names = sorted(self.engine.attribute_names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
         if isinstance(self.engine, EditNetEngine):
-            cals = self.engine.model.calibrations
+            cals, regions = self.engine.model.calibrations, self.engine.regions
             return [
-                AttributeListing(n, describe(n), None, None, ("head",),
+                AttributeListing(n, describe(n), None, None, regions(n),
                                  cals[n].reached if n in cals else None, cals[n].same_person if n in cals else None)
                 for n in names
             ]  # fmt: skip
