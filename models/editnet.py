@@ -9,11 +9,12 @@ Its last layer draws a colour c and a mask m, and the answer is the input where 
     out = x + g * m * (c - x),   m = clamp(1.1 * sigmoid(l) - 0.05, 0, 1),   g = min(1, max_k |d_k|)
 
 (GANimation's attention, SaGAN's spatial mask). With `regions`, the gate is a place too: each
-attribute may act only in its region of the crop (EDITOR_REGIONS: glasses around the eyes, a
-smile at the mouth, a hair colour on the hair and not the face, the whole head for Male and
-Young), and every region fades to 0 at the crop's border, so
+attribute may act only in its region of the crop (EDITOR_REGIONS: glasses around the eyes and,
+when added, never over the eyes themselves; a smile at the mouth; a hair colour on the hair and
+not the face; the whole head for Male and Young), and every region fades to 0 at the crop's
+border, so
 
-    g(p) = max_k min(1, |d_k|) * R_k(p)
+    g(p) = max_k min(1, |d_k|) * R_k(p)    (R_k: where attribute k may act, added or removed)
 
 and nothing outside the asked attributes' regions can move, whatever the network learns, and
 no edit can show the crop's square in a photo. The mask reaches exactly 0 (its gradient passes
@@ -58,16 +59,31 @@ EDITOR_REGIONS: dict[str, tuple[str, ...]] = {
 
 
 def attribute_regions(attributes: tuple[str, ...], size: int) -> Tensor:
-    """(K, 1, S, S) in [0, 1]: where each attribute may act in the editor's S x S crop."""
+    """(2, K, 1, S, S) in [0, 1]: where each attribute may act in the editor's S x S crop when it is
+    added (0) and when it is removed (1). The same, but glasses are added around the eyes and never
+    over them: frames you see the eyes through (CelebA's Eyeglasses also labels sunglasses, and the
+    guides accept a dark band across the eyes); removing them may repaint the eyes."""
     from models.areas import region_mask  # numpy (and cv2 for the service's masks), not needed otherwise
 
-    planes = [
+    planes = np.stack([
         np.max([region_mask(HEAD_GEOMETRY, size, r) for r in EDITOR_REGIONS.get(a, ("head",))], axis=0)
         for a in attributes
-    ]
+    ])  # fmt: skip
     edge = np.minimum(np.arange(size), np.arange(size)[::-1])  # pixels to the nearest border
-    taper = np.clip(np.minimum.outer(edge, edge) / (size / 16), 0, 1)  # 0 on the border row itself
-    return torch.from_numpy((np.stack(planes) * taper)[:, None].astype(np.float32))
+    planes *= np.clip(np.minimum.outer(edge, edge) / (size / 16), 0, 1)  # 0 on the border row itself
+    added = planes.copy()
+    if "Eyeglasses" in attributes:
+        added[attributes.index("Eyeglasses")] *= 1 - _eyes_themselves(size)
+    return torch.from_numpy(np.stack([added, planes])[:, :, None].astype(np.float32))
+
+
+def _eyes_themselves(size: int) -> np.ndarray:
+    """(S, S): 1 on the template's two eyes (an ellipse of 0.5 x 0.34 eye distances each), 0 around."""
+    pts = HEAD_GEOMETRY.template(size).astype(np.float64)
+    e = float(np.linalg.norm(pts[1] - pts[0]))
+    yy, xx = np.mgrid[:size, :size] + 0.5
+    r = np.min([np.hypot((xx - p[0]) / (0.25 * e), (yy - p[1]) / (0.17 * e)) for p in pts[:2]], axis=0)
+    return np.clip((1.15 - r) / 0.3, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -151,12 +167,14 @@ class EditNet(nn.Module):
 
     def gate(self, d: Tensor) -> Tensor:
         """How far the mask may open for difference d (B, K): min(1, max_k |d_k|) (B, 1, 1, 1), or
-        with regions the same per pixel, each attribute in its own place (B, 1, S, S)."""
-        weight = d.abs().clamp(max=1)
+        with regions the same per pixel, each attribute in its place for adding or removing it
+        (B, 1, S, S)."""
         if not self.cfg.regions:
-            return weight.amax(1)[:, None, None, None]
-        places: Tensor = self.places
-        return (weight[:, :, None, None, None] * places.to(weight)).amax(1)
+            return d.abs().clamp(max=1).amax(1)[:, None, None, None]
+        places: Tensor = self.places.to(d)
+        added, removed = d.clamp(0, 1), (-d).clamp(0, 1)  # (B, K)
+        per = added[:, :, None, None, None] * places[0] + removed[:, :, None, None, None] * places[1]
+        return per.amax(1)
 
     def draw(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         """The colour c (B, 3, S, S) in [-1, 1] and the mask m (B, 1, S, S) the network draws for d,

@@ -82,14 +82,23 @@ def test_with_regions_an_attribute_moves_nothing_outside_its_place() -> None:
             d = torch.zeros(1, 3)
             d[0, k] = 1.0
             out, mask = net(x, d)
-            outside = places[k, 0] == 0
+            outside = places[0, k, 0] == 0
             assert torch.equal(out[0][:, outside], x[0][:, outside]) and float(mask[0, 0][outside].max()) == 0
             assert float(mask.max()) > 0.9  # inside, the network's own mask
             assert torch.equal(out[0, :, 0], x[0, :, 0]) and torch.equal(out[0, :, :, 0], x[0, :, :, 0])  # border
-    glasses, hair, head = places[:, 0]
-    for px, py in HEAD_GEOMETRY.template(32)[:2].round().astype(int):  # the eyes
-        assert glasses[py, px] > 0.9 and hair[py, px] == 0 and head[py, px] == 1  # blond stays off the face
-    assert float(glasses.sum()) < float(hair.sum()) < float(head.sum())
+    (glasses_on, hair, head), glasses_off = places[0, :, 0], places[1, 0, 0]
+    for px, py in HEAD_GEOMETRY.template(32)[:2].astype(int):  # the eyes themselves
+        # glasses are drawn around the eyes, never over them (taking them off may repaint the eyes);
+        # blond stays off the face
+        assert glasses_on[py, px] == 0 and glasses_off[py, px] > 0.9 and hair[py, px] == 0 and head[py, px] == 1
+        assert float(glasses_on[py - 5 : py + 5, px - 5 : px + 5].max()) > 0.9  # the frame's place
+    assert float(glasses_off.sum()) < float(hair.sum()) < float(head.sum())
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        on, off = net(x, torch.tensor([[1.0, 0, 0]]))[0], net(x, torch.tensor([[-1.0, 0, 0]]))[0]
+    eyes = places[0, 0, 0] < places[1, 0, 0]
+    assert torch.equal(on[0][:, eyes & (places[0, 0, 0] == 0)], x[0][:, eyes & (places[0, 0, 0] == 0)])
+    assert not torch.equal(off[0][:, eyes], x[0][:, eyes])
 
 
 def test_the_64px_editor_costs_at_most_2_gflop_per_face() -> None:
