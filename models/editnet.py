@@ -163,7 +163,8 @@ class EditNet(nn.Module):
         assert isinstance(out_conv, nn.Conv2d) and out_conv.bias is not None
         nn.init.constant_(out_conv.bias[3], -2.0)  # start near the identity (m = 0.08)
         if cfg.regions:  # rebuilt from the config, not stored with the weights
-            self.register_buffer("places", attribute_regions(cfg.attributes, cfg.image_size), persistent=False)
+            places = attribute_regions(cfg.attributes, cfg.image_size).flatten(0, 1)  # 4-d: channels-last works
+            self.register_buffer("places", places, persistent=False)
 
     def gate(self, d: Tensor) -> Tensor:
         """How far the mask may open for difference d (B, K): min(1, max_k |d_k|) (B, 1, 1, 1), or
@@ -171,7 +172,8 @@ class EditNet(nn.Module):
         (B, 1, S, S)."""
         if not self.cfg.regions:
             return d.abs().clamp(max=1).amax(1)[:, None, None, None]
-        places: Tensor = self.places.to(d)
+        k = d.shape[1]
+        places = self.places.to(d).reshape(2, k, 1, *self.places.shape[2:])
         added, removed = d.clamp(0, 1), (-d).clamp(0, 1)  # (B, K)
         per = added[:, :, None, None, None] * places[0] + removed[:, :, None, None, None] * places[1]
         return per.amax(1)
