@@ -9,7 +9,9 @@ exclusive (AttGAN). The editor is asked for two things in one forward pass of 1.
   (classification, STGAN's difference conditioning), and so must D's own classifier head
   (AttGAN's C, fitted on the real faces' labels and never frozen); the discriminator must find
   it real (non-saturating, DiffAugment, lazy R1); its mask must be small and in one piece (area
-  + total variation), and with `regions` it opens only where the flipped attributes may act;
+  + total variation), and with `regions` it opens only where the flipped attributes may act,
+  its area counted as the share of that place it uses (so a pair of glasses pays for covering
+  the eyes as much as Male pays for covering the head);
 - for a quarter of the faces, the colour it draws for no difference: L1 to x (AttGAN's
   reconstruction; the output itself is x there by construction, models/editnet.py).
 
@@ -167,7 +169,8 @@ class EditorTraining:
         self.D.requires_grad_(False)
         with self.amp:
             color, raw = self.G.draw(torch.cat([x, x[:r]]), torch.cat([t - y, torch.zeros_like(y[:r])]))
-            mask = raw[:b] * self.G.gate(t - y).to(raw.dtype)  # |t - y| is 1 somewhere in every row
+            place = self.G.gate(t - y)  # |t - y| is 1 somewhere in every row: 1 where the edit may act
+            mask = raw[:b] * place.to(raw.dtype)
             edit = x + mask * (color[:b] - x)
             cls = classification_loss(self.guide_logits(edit), t, known, margin)
             realism, classes = self.D.both(diff_augment(edit))
@@ -175,6 +178,7 @@ class EditorTraining:
             adv = F.softplus(-realism.float()).mean()
         rec_l1 = (color[b:].float() - x[:r]).abs().mean()
         area, tv = mask_terms(mask.float())
+        area = area / place.float().mean((1, 2, 3))  # the share of its place an edit uses: glasses pay as Male
         loss_g = o.rec * rec_l1 + o.cls * cls + o.cls_d * cls_d + o.adv * adv + o.mask * area.mean() + o.tv * tv.mean()
         self.optims["G"].zero_grad(set_to_none=True)
         loss_g.backward()
