@@ -24,8 +24,9 @@ pastes by it and chooses the crop from it. The gate g makes strength 0 the input
 strength below 1 a partial blend; reconstruction (AttGAN's L1 at a zero difference) is asked
 of the colour c, so the decoder still learns to draw the face it was given.
 
-Model code imports only torch; the checkpoint is `model.safetensors` (`G.*`, the EMA editor,
-optionally `D.*`) + `config.json` with family "editnet" (models/checkpoint.py reads the format).
+Model code imports torch and numpy (the regions come from models/areas.py); the checkpoint is
+`model.safetensors` (`G.*`, the EMA editor, optionally `D.*`) + `config.json` with family
+"editnet" (models/checkpoint.py reads the format).
 """
 
 from __future__ import annotations
