@@ -173,8 +173,8 @@ class EditNet(nn.Module):
         (B, 1, S, S)."""
         if not self.cfg.regions:
             return d.abs().clamp(max=1).amax(1)[:, None, None, None]
-        k = d.shape[1]
-        places = self.places.to(d).reshape(2, k, 1, *self.places.shape[2:])
+        places = self.get_buffer("places")
+        places = places.to(d).reshape(2, d.shape[1], 1, *places.shape[2:])
         added, removed = d.clamp(0, 1), (-d).clamp(0, 1)  # (B, K)
         per = added[:, :, None, None, None] * places[0] + removed[:, :, None, None, None] * places[1]
         return per.amax(1)
