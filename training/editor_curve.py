@@ -221,7 +221,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 def plot(report: dict[str, Any], path: Path) -> None:
     """Left: mean reach and identity of the editor's snapshots against CPU minutes (the latent
-    route as lines). Right: reach against identity over strengths, per model."""
+    route as lines). Right: reach against identity over strengths, for the latent route and the
+    editor's two newest snapshots."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,9 +235,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
         cpu = [e["cpu_minutes"] for e in eds]
         a.plot(cpu, [e["mean"][s0]["reached"] for e in eds], "o-", label=f"editor reached (strength {s0})")
         a.plot(cpu, [e["mean"][s0]["same_person"] for e in eds], "s--", label="editor same person")
-        last = eds[-1]
-        b.plot([m["same_person"] for m in last["mean"].values()], [m["reached"] for m in last["mean"].values()],
-               "o-", label=f"editor {last['snapshot']}")  # fmt: skip
+        for e in eds[-2:]:  # the newest snapshots, each over its strengths
+            b.plot([m["same_person"] for m in e["mean"].values()], [m["reached"] for m in e["mean"].values()],
+                   "o-", label=f"editor at {e['kimg']:.0f} kimg")  # fmt: skip
     if report["dcgan"]:
         dm = report["dcgan"]["mean"]
         first = next(iter(dm.values()))
