@@ -59,6 +59,11 @@ EDITOR_REGIONS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+def regions_of(attribute: str) -> tuple[str, ...]:
+    """Where an attribute may act with `regions` (models/areas.py's names): EDITOR_REGIONS, else the head."""
+    return EDITOR_REGIONS.get(attribute, ("head",))
+
+
 def attribute_regions(attributes: tuple[str, ...], size: int) -> Tensor:
     """(2, K, 1, S, S) in [0, 1]: where each attribute may act in the editor's S x S crop when it is
     added (0) and when it is removed (1). The same, but glasses are added around the eyes and never
@@ -67,7 +72,7 @@ def attribute_regions(attributes: tuple[str, ...], size: int) -> Tensor:
     from models.areas import region_mask  # numpy (and cv2 for the service's masks), not needed otherwise
 
     planes = np.stack([
-        np.max([region_mask(HEAD_GEOMETRY, size, r) for r in EDITOR_REGIONS.get(a, ("head",))], axis=0)
+        np.max([region_mask(HEAD_GEOMETRY, size, r) for r in regions_of(a)], axis=0)
         for a in attributes
     ])  # fmt: skip
     edge = np.minimum(np.arange(size), np.arange(size)[::-1])  # pixels to the nearest border
@@ -299,5 +304,5 @@ class EditAsGenerator(nn.Module):
 
 __all__ = [
     "EDITOR_ATTRIBUTES", "EDITOR_REGIONS", "HEAD_GEOMETRY", "EditAsGenerator", "EditNet", "EditorConfig",
-    "EditorDiscriminator", "attribute_regions",
+    "EditorDiscriminator", "attribute_regions", "regions_of",
 ]  # fmt: skip

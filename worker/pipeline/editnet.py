@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from models.checkpoint import EditorModel, load_editor
-from models.editnet import EDITOR_REGIONS
+from models.editnet import regions_of
 from models.geometry import FaceGeometry
 from models.pixels import from_uint8, to_uint8
 from worker.pipeline import faces
@@ -64,7 +64,7 @@ class EditNetEngine:
 
     def regions(self, name: str) -> tuple[str, ...]:
         """Where in the head an attribute's edit may act (models/areas.py's regions)."""
-        return EDITOR_REGIONS.get(name, ("head",)) if self.cfg.regions else ("head",)
+        return regions_of(name) if self.cfg.regions else ("head",)
 
     def difference(self, edits: Sequence[tuple[str, float]]) -> Tensor:
         """The difference vector (K,) of checked edits: strength x calibrated scale, summed per name."""
