@@ -103,6 +103,7 @@ class EditorConfig:
     skips: int = 2  # skip connections, counted from the bottleneck up (1 = the 8 x 8 scale)
     d_width: int = 32  # the discriminator's first layer
     regions: bool = False  # each attribute acts only in its region of the crop (EDITOR_REGIONS)
+    d_patch: bool = False  # the discriminator also judges each patch (S/8 x S/8 of them), not only the face
     family: str = field(default="editnet")
 
     def __post_init__(self) -> None:
@@ -112,6 +113,8 @@ class EditorConfig:
             raise ValueError(f"skips must lie in [0, {self.depth - 1}], got {self.skips}")
         if not self.attributes or len(set(self.attributes)) != len(self.attributes):
             raise ValueError("attributes must be distinct names, at least one")
+        if self.d_patch and self.image_size < 32:
+            raise ValueError(f"d_patch needs image_size >= 32 (the S/8 map of the third layer), got {self.image_size}")
         if self.family != "editnet":
             raise ValueError(f"an EditorConfig is of family 'editnet', got {self.family!r}")
 
@@ -222,7 +225,15 @@ class EditorDiscriminator(nn.Module):
 
     Beside it, AttGAN's classifier: a linear head on the same trunk, fitted on real faces' labels,
     read by the editor as one more guide. It is not frozen: its trunk keeps learning what tells an
-    edit from a face, so a texture that satisfies it does not stay cheap."""
+    edit from a face, so a texture that satisfies it does not stay cheap.
+
+    With `d_patch`, a third head judges every patch too (PatchGAN, as StarGAN's and GANimation's
+    discriminators do): a 1 x 1 convolution on the trunk's S/8 x S/8 map, each logit seeing about
+    22 pixels of the face. An edit is small; one logit for the whole face dilutes what a blob over
+    the mouth gives away, a patch's logit does not (training/editnet.py weighs the patches by where
+    the edit acted)."""
+
+    PATCH_LEVEL = 2  # the trunk's third layer: an S/8 x S/8 map
 
     def __init__(self, cfg: EditorConfig) -> None:
         super().__init__()
@@ -232,9 +243,21 @@ class EditorDiscriminator(nn.Module):
             cout = min(cfg.d_width * 2**i, cfg.max_width)
             layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2, True)]
             cin = cout
+            if i == self.PATCH_LEVEL:
+                patch_in = cout
         self.trunk = nn.Sequential(*layers)  # -> (B, cin, 4, 4)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * 16, cin), nn.LeakyReLU(0.2, True), nn.Linear(cin, 1))
         self.classes = nn.Sequential(nn.Flatten(), nn.Linear(cin * 16, len(cfg.attributes)))
+        self.patch = nn.Conv2d(patch_in, 1, 1) if cfg.d_patch else None
+
+    def all(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Realism logits (B,), attribute logits (B, K) and, with `d_patch`, the patches' realism logits
+        (B, S/8, S/8), from one pass of the trunk."""
+        cut = 2 * (self.PATCH_LEVEL + 1)
+        mid = self.trunk[:cut](x)
+        h = self.trunk[cut:](mid)
+        patches = None if self.patch is None else self.patch(mid)[:, 0]
+        return self.head(h)[:, 0], self.classes(h), patches
 
     def both(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Realism logits (B,) and attribute logits (B, K) from one pass of the trunk."""

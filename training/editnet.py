@@ -8,7 +8,9 @@ exclusive (AttGAN). The editor is asked for two things in one forward pass of 1.
   resampled so that no pixel-fine texture survives, must see t on every attribute
   (classification, STGAN's difference conditioning), and so must D's own classifier head
   (AttGAN's C, fitted on the real faces' labels and never frozen); the discriminator must find
-  it real (non-saturating, DiffAugment, lazy R1); its mask must be small and in one piece (area
+  it real (non-saturating, DiffAugment, lazy R1), and with `d_patch` so must D's patch head on
+  the patches where the edit acted (D is taught that every patch of a face is real and an edit's
+  patches are fake as far as its mask covers them); its mask must be small and in one piece (area
   + total variation), and with `regions` it opens only where the flipped attributes may act,
   its area counted as the share of that place it uses (so a pair of glasses pays for covering
   the eyes as much as Male pays for covering the head);
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -66,6 +68,7 @@ class EditorOptions(DataOptions):
     skips: int = 2
     d_width: int = 32
     regions: bool = True  # each attribute acts only in its region of the crop (models/editnet.EDITOR_REGIONS)
+    d_patch: bool = True  # D also judges the patches where the edit acted (models/editnet.EditorDiscriminator)
     batch: int = 32
     lr: float = 2e-4
     kimg: float = 1000.0
@@ -76,6 +79,7 @@ class EditorOptions(DataOptions):
     margin: float | None = 2.0  # the edit's classification terms are hinges: a changed attribute at this
     # logit, a kept one at 0 (on its side); None: BCE on both, which pulls on what is already seen
     adv: float = 1.0
+    adv_patch: float = 1.0  # the patches' realism term, with d_patch
     mask: float = 1.5
     tv: float = 2.0
     r1: float = 1.0  # gamma of the lazy R1 penalty on real faces, every 4 D steps
@@ -94,7 +98,7 @@ class EditorOptions(DataOptions):
 
     def config(self) -> EditorConfig:
         return EditorConfig(tuple(self.attributes), self.image_size, self.width, skips=self.skips, d_width=self.d_width,
-                            regions=self.regions)  # fmt: skip
+                            regions=self.regions, d_patch=self.d_patch)  # fmt: skip
 
 
 def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float, gen: torch.Generator) -> Tensor:
@@ -127,6 +131,18 @@ def classification_loss(logits: Tensor, target: Tensor, known: Tensor, margin: T
     else:
         per = F.relu(margin - (2 * target - 1) * logits)
     return (per * known).sum((0, 2)).mean() / logits.shape[0]
+
+
+def edited_patches(mask: Tensor, grid: int) -> Tensor:
+    """(B, grid, grid): how much of each patch the edit's mask (B, 1, S, S) covers, spread by one patch
+    each way (DiffAugment's translation moves a face by up to S/8, one patch of an S/8 grid)."""
+    cover = F.adaptive_avg_pool2d(mask, grid)
+    return F.max_pool2d(cover, 3, 1, 1)[:, 0]
+
+
+def weighted_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """sum(w * v) / sum(w) over everything (0 where nothing weighs)."""
+    return (weights * values).sum() / weights.sum().clamp_min(1e-6)
 
 
 class EditorTraining:
@@ -173,13 +189,18 @@ class EditorTraining:
             mask = raw[:b] * place.to(raw.dtype)
             edit = x + mask * (color[:b] - x)
             cls = classification_loss(self.guide_logits(edit), t, known, margin)
-            realism, classes = self.D.both(diff_augment(edit))
+            realism, classes, patches = self.D.all(diff_augment(edit))
             cls_d = classification_loss(classes[None], t, known, margin)
             adv = F.softplus(-realism.float()).mean()
         rec_l1 = (color[b:].float() - x[:r]).abs().mean()
         area, tv = mask_terms(mask.float())
         area = area / place.float().mean((1, 2, 3))  # the share of its place an edit uses: glasses pay as Male
         loss_g = o.rec * rec_l1 + o.cls * cls + o.cls_d * cls_d + o.adv * adv + o.mask * area.mean() + o.tv * tv.mean()
+        where = None
+        if patches is not None:
+            where = edited_patches(mask.detach().float(), patches.shape[-1])
+            adv_patch = weighted_mean(F.softplus(-patches.float()), where)
+            loss_g = loss_g + o.adv_patch * adv_patch
         self.optims["G"].zero_grad(set_to_none=True)
         loss_g.backward()
         self.optims["G"].step()
@@ -189,12 +210,17 @@ class EditorTraining:
         lazy = o.r1 > 0 and self.step % 4 == 0
         real = x.detach().requires_grad_(lazy)
         with self.amp:
-            d_real, real_classes = self.D.both(diff_augment(real))
-            d_fake = self.D(diff_augment(edit.detach()))
+            d_real, real_classes, p_real = self.D.all(diff_augment(real))
+            d_fake, _, p_fake = self.D.all(diff_augment(edit.detach()))
             cls_real = classification_loss(real_classes[None], y, known)
             loss_d = F.softplus(-d_real.float()).mean() + F.softplus(d_fake.float()).mean() + cls_real
+            judged = d_real.float().sum()
+            if p_real is not None and p_fake is not None and where is not None:
+                # every patch of a face is real; an edit's patches are fake where it acted
+                loss_d = loss_d + F.softplus(-p_real.float()).mean() + weighted_mean(F.softplus(p_fake.float()), where)
+                judged = judged + p_real.float().mean((1, 2)).sum()
         if lazy:
-            (grad,) = torch.autograd.grad(d_real.float().sum(), real, create_graph=True)
+            (grad,) = torch.autograd.grad(judged, real, create_graph=True)
             loss_d = loss_d + o.r1 / 2 * 4 * grad.square().sum((1, 2, 3)).mean()
         self.optims["D"].zero_grad(set_to_none=True)
         loss_d.backward()
@@ -209,6 +235,7 @@ class EditorTraining:
         return {
             "D": loss_d.item(), "G_adv": adv.item(), "cls": cls.item(), "cls_D": cls_d.item(),
             "D_cls_real": cls_real.item(), "rec": rec_l1.item(), "mask": area.mean().item(),
+            **({"G_patch": adv_patch.item()} if where is not None else {}),
         }  # fmt: skip
 
     # --- the run folder --------------------------------------------------------------
@@ -246,12 +273,14 @@ class EditorTraining:
         """Start from an editor checkpoint: G and its EMA from its G, D from its D (when it has one);
         the images and compute it cost carry on, the optimisers start fresh."""
         model = load_editor(path)
-        if model.cfg != self.cfg:
+        if replace(model.cfg, d_patch=self.cfg.d_patch) != self.cfg:
             raise ValueError(f"{path} is an editor of another shape ({model.cfg}) than this run's ({self.cfg})")
         self.G.load_state_dict(model.G.state_dict())
         self.G_ema.load_state_dict(model.G.state_dict())
-        if model.D is not None:
-            self.D.load_state_dict(model.D.state_dict())
+        if model.D is not None:  # a D without the patch head gives its trunk; the head starts fresh
+            missing, unexpected = self.D.load_state_dict(model.D.state_dict(), strict=False)
+            if unexpected or any(not k.startswith("patch.") for k in missing):
+                raise ValueError(f"{path}'s discriminator does not fit this run's: {missing + unexpected}")
         t = model.meta.get("training", {})
         self.images = round(float(t.get("kimg", 0.0)) * 1000)
         self.spent = {k: float(t.get(k, 0.0)) for k in self.spent}

@@ -29,6 +29,8 @@ def test_the_config_refuses_what_cannot_be_built() -> None:
         EditorConfig(image_size=32, skips=3)
     with pytest.raises(ValueError, match="distinct"):
         EditorConfig(("Male", "Male"))
+    with pytest.raises(ValueError, match="d_patch"):
+        EditorConfig(image_size=16, skips=1, d_patch=True)
 
 
 @pytest.mark.parametrize("skips", [0, 1, 2])
@@ -105,6 +107,23 @@ def test_the_64px_editor_costs_at_most_2_gflop_per_face() -> None:
     # the slider's budget on the CPU (issue: the editor's forward pass at 64 px <= 2 GFLOP)
     assert flops_per_image(EditorConfig()) <= 2e9
     assert flops_per_image(EditorConfig(image_size=128, width=64, skips=3)) > 4 * flops_per_image(EditorConfig())
+
+
+def test_a_patch_logit_judges_its_own_neighbourhood_and_not_the_far_corner() -> None:
+    torch.manual_seed(0)
+    cfg = EditorConfig(("Male", "Smiling", "Blond_Hair"), image_size=32, width=8, max_width=32, skips=1, d_width=8,
+                       d_patch=True)  # fmt: skip
+    D = EditorDiscriminator(cfg).eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    blob = x.clone()
+    blob[..., 24:, 24:] = 0.8  # a flat blob in the bottom-right corner
+    with torch.no_grad():
+        (real, classes, patches), (_, _, patches_b) = D.all(x), D.all(blob)
+        assert torch.equal(real, D(x)) and torch.equal(classes, D.both(x)[1])
+    assert patches is not None and patches_b is not None and patches.shape == (1, 4, 4)
+    moved = (patches_b - patches).abs()[0]
+    assert moved[3, 3] > 0 and torch.equal(patches_b[0, :2, :2], patches[0, :2, :2])
+    assert EditorDiscriminator(TINY).all(x)[2] is None  # without d_patch, no patch head
 
 
 def test_an_editor_checkpoint_round_trips_and_says_its_family(tmp_path: Path) -> None:

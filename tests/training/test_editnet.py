@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,21 @@ import torch
 from safetensors import safe_open
 
 from models import features
-from models.checkpoint import load_editor
+from models.checkpoint import EditorModel, load_editor, save_editor
+from models.editnet import EditNet, EditorDiscriminator
 from models.features import FeaturesMissing
 from models.guides import load_guides
 from training import identity
 from training.__main__ import main
 from training.augment import guide_view
-from training.editnet import classification_loss, draw_targets
+from training.editnet import (
+    EditorOptions,
+    EditorTraining,
+    classification_loss,
+    draw_targets,
+    edited_patches,
+    weighted_mean,
+)
 from training.editor_curve import choose_scale, paste_change
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,7 +116,8 @@ def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path
     with safe_open(str(run / "resume.safetensors"), "pt") as f:
         meta = f.metadata()
     history = json.loads(meta["history"])
-    assert int(meta["step"]) == 8 and all(len(history[k]) == 8 for k in ("rec", "cls", "cls_D", "D_cls_real"))
+    assert int(meta["step"]) == 8
+    assert all(len(history[k]) == 8 for k in ("rec", "cls", "cls_D", "D_cls_real", "G_patch"))
     model = load_editor(run / "checkpoint")
     assert model.cfg.image_size == 32 and model.D is not None
     assert model.meta["training"]["step"] == 8 and model.geometry.crop_box[2] - model.geometry.crop_box[0] == 178
@@ -122,6 +132,35 @@ def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path
     t = load_editor(again / "checkpoint").meta["training"]
     assert t["kimg"] == pytest.approx(0.036) and t["step"] == 2
     assert t["cpu_seconds"] > model.meta["training"]["cpu_seconds"]
+
+
+def test_patches_weigh_as_far_as_the_edit_covers_them_and_one_patch_around() -> None:
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 26:, 26:] = 1.0  # the bottom-right corner of a 4 x 4 grid of 8-pixel patches
+    where = edited_patches(mask, 4)
+    assert where.shape == (2, 4, 4) and float(where[1].abs().sum()) == 0
+    assert float(where[0, 3, 3]) == pytest.approx(36 / 64) and float(where[0, 2, 2]) == pytest.approx(36 / 64)
+    assert float(where[0, :2].abs().sum() + where[0, :, :2].abs().sum()) == 0  # two patches away: nothing
+    v = torch.arange(32.0).view(2, 4, 4)
+    assert float(weighted_mean(v, where)) == pytest.approx(float((v[0, 2:, 2:]).mean()))
+
+
+def test_a_run_with_patch_realism_starts_from_an_editor_without_the_patch_head(guides: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
+                         skips=1, batch=4, device="cpu", out=tmp_path / "run")  # fmt: skip
+    old_cfg = replace(opts.config(), d_patch=False)
+    old = EditorModel(old_cfg, EditNet(old_cfg), EditorDiscriminator(old_cfg), meta={"training": {"kimg": 5.0}})
+    save_editor(tmp_path / "old", old)
+    tr = EditorTraining(opts, torch.device("cpu"))
+    tr.load_init(tmp_path / "old")
+    assert tr.images == 5000 and tr.D.patch is not None
+    for k, v in old.D.state_dict().items():
+        assert torch.equal(tr.D.state_dict()[k], v), k  # the trunk and heads carry over; the patch head is new
+    other = replace(old_cfg, width=16)
+    save_editor(tmp_path / "other", EditorModel(other, EditNet(other), EditorDiscriminator(other)))
+    with pytest.raises(ValueError, match="another shape"):
+        tr.load_init(tmp_path / "other")
 
 
 def test_a_change_pasted_into_the_photo_moves_only_where_the_crop_changed() -> None:
