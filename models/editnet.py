@@ -8,7 +8,8 @@ Its last layer draws a colour c and a mask m, and the answer is the input where 
 
     out = x + g * m * (c - x),   m = clamp(1.1 * sigmoid(l) - 0.05, 0, 1),   g = min(1, max_k |d_k|)
 
-(GANimation's attention, SaGAN's spatial mask). With `regions`, the gate is a place too: each
+(GANimation's attention, SaGAN's spatial mask); with `residual`, c = tanh(atanh(x) + r): the
+network draws a change r of the input's own colour, not a new colour. With `regions`, the gate is a place too: each
 attribute may act only in its region of the crop (EDITOR_REGIONS: glasses around the eyes and,
 when added, never over the eyes themselves; a smile at the mouth; a hair colour on the hair and
 not the face; the whole head for Male and Young), and every region fades to 0 at the crop's
@@ -104,6 +105,7 @@ class EditorConfig:
     d_width: int = 32  # the discriminator's first layer
     regions: bool = False  # each attribute acts only in its region of the crop (EDITOR_REGIONS)
     d_patch: bool = False  # the discriminator also judges each patch (S/8 x S/8 of them), not only the face
+    residual: bool = False  # the colour is the input's own, changed (tanh(atanh(x) + r)), not drawn anew
     family: str = field(default="editnet")
 
     def __post_init__(self) -> None:
@@ -171,6 +173,10 @@ class EditNet(nn.Module):
         out_conv = self.head[3]
         assert isinstance(out_conv, nn.Conv2d) and out_conv.bias is not None
         nn.init.constant_(out_conv.bias[3], -2.0)  # start near the identity (m = 0.08)
+        if cfg.residual:  # the colour starts as the input itself
+            with torch.no_grad():
+                out_conv.weight[:3].zero_()
+                out_conv.bias[:3].zero_()
         if cfg.regions:  # rebuilt from the config, not stored with the weights
             places = attribute_regions(cfg.attributes, cfg.image_size).flatten(0, 1)  # 4-d: channels-last works
             self.register_buffer("places", places, persistent=False)
@@ -189,7 +195,10 @@ class EditNet(nn.Module):
 
     def draw(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         """The colour c (B, 3, S, S) in [-1, 1] and the mask m (B, 1, S, S) the network draws for d,
-        before the strength gate."""
+        before the strength gate. With `residual` the colour is x's own, changed: the decoder, which
+        has no skip at the finest scales, cannot redraw a face's detail, and a colour drawn anew is a
+        blurred blob wherever the mask opens (hair strands lost under a blond patch); a change keeps
+        them (Shen & Liu 2017, residual images for attribute manipulation)."""
         n = self.cfg.depth
         feats = []
         h = x
@@ -207,7 +216,10 @@ class EditNet(nn.Module):
         soft = 1.1 * torch.sigmoid(out[:, 3:]) - 0.05
         # exactly 0 (and 1) where clamped, but the gradient is the sigmoid's everywhere (straight
         # through): a mask that closed early can still be opened by the guides
-        return torch.tanh(out[:, :3]), soft + (soft.clamp(0, 1) - soft).detach()
+        mask = soft + (soft.clamp(0, 1) - soft).detach()
+        if self.cfg.residual:  # x's own detail, its colour and shading moved by r (r = 0: x itself)
+            return torch.tanh(torch.atanh(x.float().clamp(-0.995, 0.995)) + out[:, :3].float()), mask
+        return torch.tanh(out[:, :3]), mask
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         """The edit and its mask. The mask is gated by the strength (`gate`): no difference is the

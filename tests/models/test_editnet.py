@@ -3,6 +3,7 @@ and its checkpoint format."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,24 @@ def test_the_64px_editor_costs_at_most_2_gflop_per_face() -> None:
     # the slider's budget on the CPU (issue: the editor's forward pass at 64 px <= 2 GFLOP)
     assert flops_per_image(EditorConfig()) <= 2e9
     assert flops_per_image(EditorConfig(image_size=128, width=64, skips=3)) > 4 * flops_per_image(EditorConfig())
+
+
+def test_a_residual_editor_changes_the_input_s_own_colour_and_keeps_its_detail() -> None:
+    torch.manual_seed(0)
+    cfg = EditorConfig(("Male", "Smiling", "Blond_Hair"), image_size=32, width=8, max_width=32, skips=1, residual=True)
+    net = EditNet(cfg).eval()
+    x = torch.rand(2, 3, 32, 32) * 1.9 - 0.95
+    d = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+    with torch.no_grad():
+        color, _ = net.draw(x, d)
+        assert torch.allclose(color, x, atol=1e-5)  # untrained: the colour is the input itself
+        net.head[3].bias[:3] = torch.tensor([0.6, 0.3, -0.4])  # a change of colour everywhere
+        color, _ = net.draw(x, d)
+        drawn, _ = EditNet(replace(cfg, residual=False)).eval().draw(x, d)
+    assert (color - x).abs().mean() > 0.1
+    # every pixel moved the same way: the order of the face's pixels (its detail) is the input's
+    assert torch.equal(color.flatten(2).argsort(-1), x.flatten(2).argsort(-1))
+    assert not torch.equal(drawn.flatten(2).argsort(-1), x.flatten(2).argsort(-1))
 
 
 def test_a_patch_logit_judges_its_own_neighbourhood_and_not_the_far_corner() -> None:
