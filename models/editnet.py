@@ -11,7 +11,7 @@ Its last layer draws a colour c and a mask m, and the answer is the input where 
 (GANimation's attention, SaGAN's spatial mask); with `residual`, c = tanh(atanh(x) + r): the
 network draws a change r of the input's own colour, not a new colour. With `regions`, the gate is a place too: each
 attribute may act only in its region of the crop (EDITOR_REGIONS: glasses around the eyes and,
-when added, never over the eyes themselves; a smile at the mouth; a hair colour on the hair and
+when added, only as frames you see the eyes through; a smile at the mouth; a hair colour on the hair and
 not the face; the whole head for Male and Young), and every region fades to 0 at the crop's
 border, so
 
@@ -67,9 +67,10 @@ def regions_of(attribute: str) -> tuple[str, ...]:
 
 def attribute_regions(attributes: tuple[str, ...], size: int) -> Tensor:
     """(2, K, 1, S, S) in [0, 1]: where each attribute may act in the editor's S x S crop when it is
-    added (0) and when it is removed (1). The same, but glasses are added around the eyes and never
-    over them: frames you see the eyes through (CelebA's Eyeglasses also labels sunglasses, and the
-    guides accept a dark band across the eyes); removing them may repaint the eyes."""
+    added (0) and when it is removed (1). The same, but glasses are added only as frames: two rims,
+    a bridge and the temples' start (`_frames`), the eyes and the skin around them seen through
+    (CelebA's Eyeglasses also labels sunglasses, and the guides accept a dark band across the eyes);
+    removing them may repaint the whole eye band."""
     from models.areas import region_mask  # numpy (and cv2 for the service's masks), not needed otherwise
 
     planes = np.stack([
@@ -80,17 +81,27 @@ def attribute_regions(attributes: tuple[str, ...], size: int) -> Tensor:
     planes *= np.clip(np.minimum.outer(edge, edge) / (size / 16), 0, 1)  # 0 on the border row itself
     added = planes.copy()
     if "Eyeglasses" in attributes:
-        added[attributes.index("Eyeglasses")] *= 1 - _eyes_themselves(size)
+        added[attributes.index("Eyeglasses")] *= _frames(size)
     return torch.from_numpy(np.stack([added, planes])[:, :, None].astype(np.float32))
 
 
-def _eyes_themselves(size: int) -> np.ndarray:
-    """(S, S): 1 on the template's two eyes (an ellipse of 0.5 x 0.34 eye distances each), 0 around."""
+def _frames(size: int) -> np.ndarray:
+    """(S, S) in [0, 1]: a pair of frames on the template's eyes: two elliptical rims (half-axes 0.42
+    and 0.32 eye distances), a bridge between them and the temples' start beside them, each about
+    0.12 eye distances thick (2 pixels at 64 px), soft by a pixel."""
     pts = HEAD_GEOMETRY.template(size).astype(np.float64)
     e = float(np.linalg.norm(pts[1] - pts[0]))
     yy, xx = np.mgrid[:size, :size] + 0.5
-    r = np.min([np.hypot((xx - p[0]) / (0.25 * e), (yy - p[1]) / (0.17 * e)) for p in pts[:2]], axis=0)
-    return np.clip((1.15 - r) / 0.3, 0, 1)
+    a, b, half = 0.42 * e, 0.32 * e, max(0.06 * e, 0.6)  # at least a pixel thick
+    # distance to each rim in pixels (|r - 1| times the mean half-axis: close enough near the rim)
+    rims = np.min([np.abs(np.hypot((xx - p[0]) / a, (yy - p[1]) / b) - 1) * (a + b) / 2 for p in pts[:2]], axis=0)
+    left, right = sorted(pts[:2], key=lambda p: p[0])
+    level = (left[1] + right[1]) / 2 - 0.05 * e
+    bar = np.abs(yy - level)
+    bridge = np.where((xx > left[0] + a - 1) & (xx < right[0] - a + 1), bar, np.inf)
+    temples = np.where((xx > left[0] - a - 0.3 * e) & (xx < left[0] - a + 1)
+                       | (xx > right[0] + a - 1) & (xx < right[0] + a + 0.3 * e), bar, np.inf)  # fmt: skip
+    return np.clip(half + 0.5 - np.minimum(rims, np.minimum(bridge, temples)), 0, 1)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -90,11 +91,17 @@ def test_with_regions_an_attribute_moves_nothing_outside_its_place() -> None:
             assert float(mask.max()) > 0.9  # inside, the network's own mask
             assert torch.equal(out[0, :, 0], x[0, :, 0]) and torch.equal(out[0, :, :, 0], x[0, :, :, 0])  # border
     (glasses_on, hair, head), glasses_off = places[0, :, 0], places[1, 0, 0]
-    for px, py in HEAD_GEOMETRY.template(32)[:2].astype(int):  # the eyes themselves
-        # glasses are drawn around the eyes, never over them (taking them off may repaint the eyes);
-        # blond stays off the face
-        assert glasses_on[py, px] == 0 and glasses_off[py, px] > 0.9 and hair[py, px] == 0 and head[py, px] == 1
-        assert float(glasses_on[py - 5 : py + 5, px - 5 : px + 5].max()) > 0.9  # the frame's place
+    pts = HEAD_GEOMETRY.template(64)[:2]
+    e = float(np.linalg.norm(pts[1] - pts[0]))
+    frames = attribute_regions(cfg.attributes, 64)[0, 0, 0]
+    for p in pts:
+        # glasses are added as frames: on the rims, not over the eyes nor the lenses around them
+        # (taking them off may repaint the eyes); blond stays off the face
+        (px, py), (lens_x, _), (rim_x, _) = (np.floor(p + (dx, 0)).astype(int) for dx in (0, 0.22 * e, 0.42 * e))
+        assert frames[py, px] == 0 and frames[py, lens_x] == 0 and frames[py, rim_x] > 0.5
+        x32, y32 = (p / 2).astype(int)
+        assert glasses_off[y32, x32] > 0.9 and hair[y32, x32] == 0 and head[y32, x32] == 1
+    assert float(glasses_on.sum()) < 0.5 * float(glasses_off.sum())  # frames, not a band
     assert float(glasses_off.sum()) < float(hair.sum()) < float(head.sum())
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
