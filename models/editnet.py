@@ -9,11 +9,11 @@ Its last layer draws a colour c and a mask m, and the answer is the input where 
     out = x + g * m * (c - x),   m = clamp(1.1 * sigmoid(l) - 0.05, 0, 1),   g = min(1, max_k |d_k|)
 
 (GANimation's attention, SaGAN's spatial mask); with `residual`, c = tanh(atanh(x) + r): the
-network draws a change r of the input's own colour, not a new colour. With `regions`, the gate is a place too: each
-attribute may act only in its region of the crop (EDITOR_REGIONS: glasses around the eyes and,
-when added, only as frames you see the eyes through; a smile at the mouth; a hair colour on the hair and
-not the face; the whole head for Male and Young), and every region fades to 0 at the crop's
-border, so
+network draws a change r of the input's own colour, not a new colour. With `regions`, the gate
+is a place too: each attribute may act only in its region of the crop (EDITOR_REGIONS: glasses
+around the eyes and, when added, only as frames you see the eyes through; a smile at the mouth;
+a hair colour on the hair and not the face; the whole head for Male and Young), and every region
+fades to 0 at the crop's border, so
 
     g(p) = max_k min(1, |d_k|) * R_k(p)    (R_k: where attribute k may act, added or removed)
 
@@ -281,11 +281,6 @@ class EditorDiscriminator(nn.Module):
         h = self.trunk[cut:](mid)
         patches = None if self.patch is None else self.patch(mid)[:, 0]
         return self.head(h)[:, 0], self.classes(h), patches
-
-    def both(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Realism logits (B,) and attribute logits (B, K) from one pass of the trunk."""
-        h = self.trunk(x)
-        return self.head(h)[:, 0], self.classes(h)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.trunk(x))[:, 0]
