@@ -329,17 +329,20 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EditorCalibration:
-    """What strength 1 of one attribute is for the editor: the difference `scale` it sends (the
-    longest that kept the held-out people, `python -m training editor-calibrate`), and the
-    shares of held-out faces it then reached and kept."""
+    """What strength 1 of one attribute is for the editor: the difference `scale` it sends when
+    adding it and `remove_scale` when taking it away (None: the same; `python -m training
+    editor-calibrate` chooses each on the held-out faces that start on that side), and the shares
+    of held-out faces it then reached and kept."""
 
     scale: float
     reached: float | None = None
     same_person: float | None = None
+    remove_scale: float | None = None
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.scale) and self.scale > 0):
-            raise ValueError(f"scale must be a finite number > 0, got {self.scale}")
+        for v in (self.scale, self.remove_scale):
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"scales must be finite numbers > 0, got {v}")
         for v in (self.reached, self.same_person):
             if v is not None and not 0 <= v <= 1:
                 raise ValueError(f"shares must lie in [0, 1], got {v}")
@@ -356,12 +359,15 @@ class EditorModel:
     geometry: FaceGeometry = HEAD_GEOMETRY
     calibrations: dict[str, EditorCalibration] = field(default_factory=dict)  # by attribute name
 
-    def scale(self, name: str) -> float:
-        """The difference strength 1 of `name` sends (1 where never calibrated); KeyError if unknown."""
+    def scale(self, name: str, remove: bool = False) -> float:
+        """The difference strength 1 of `name` sends, adding it or (`remove`) taking it away (1 where
+        never calibrated); KeyError if unknown."""
         if name not in self.cfg.attributes:
             raise KeyError(name)
         cal = self.calibrations.get(name)
-        return cal.scale if cal else 1.0
+        if cal is None:
+            return 1.0
+        return cal.remove_scale if remove and cal.remove_scale is not None else cal.scale
 
     @property
     def attribute_names(self) -> list[str]:

@@ -11,9 +11,9 @@ Its last layer draws a colour c and a mask m, and the answer is the input where 
 (GANimation's attention, SaGAN's spatial mask); with `residual`, c = tanh(atanh(x) + r): the
 network draws a change r of the input's own colour, not a new colour. With `regions`, the gate
 is a place too: each attribute may act only in its region of the crop (EDITOR_REGIONS: glasses
-around the eyes and, when added, only as frames you see the eyes through; a smile at the mouth;
-a hair colour on the hair and not the face; the whole head for Male and Young), and every region
-fades to 0 at the crop's border, so
+around the eyes and, when added, only as frames you see the eyes through; a smile at the mouth,
+with `cheeks` on the cheeks and the chin too; a hair colour on the hair and not the face; the
+whole head for Male and Young), and every region fades to 0 at the crop's border, so
 
     g(p) = max_k min(1, |d_k|) * R_k(p)    (R_k: where attribute k may act, added or removed)
 
@@ -65,12 +65,14 @@ def regions_of(attribute: str) -> tuple[str, ...]:
     return EDITOR_REGIONS.get(attribute, ("head",))
 
 
-def attribute_regions(attributes: tuple[str, ...], size: int) -> Tensor:
+def attribute_regions(attributes: tuple[str, ...], size: int, cheeks: bool = False) -> Tensor:
     """(2, K, 1, S, S) in [0, 1]: where each attribute may act in the editor's S x S crop when it is
     added (0) and when it is removed (1). The same, but glasses are added only as frames: two rims,
     a bridge and the temples' start (`_frames`), the eyes and the skin around them seen through
     (CelebA's Eyeglasses also labels sunglasses, and the guides accept a dark band across the eyes);
-    removing them may repaint the whole eye band."""
+    removing them may repaint the whole eye band. With `cheeks` a smile, given or taken, may also
+    act on the cheeks and the chin (`_lower_face`): a smile lifts the cheeks and creases them from
+    the nose to the mouth's corners, which the mouth's ellipse leaves out."""
     from models.areas import region_mask  # numpy (and cv2 for the service's masks), not needed otherwise
 
     planes = np.stack([
@@ -79,6 +81,9 @@ def attribute_regions(attributes: tuple[str, ...], size: int) -> Tensor:
     ])  # fmt: skip
     edge = np.minimum(np.arange(size), np.arange(size)[::-1])  # pixels to the nearest border
     planes *= np.clip(np.minimum.outer(edge, edge) / (size / 16), 0, 1)  # 0 on the border row itself
+    if cheeks and "Smiling" in attributes:
+        k = attributes.index("Smiling")
+        planes[k] = np.maximum(planes[k], _lower_face(size))
     added = planes.copy()
     if "Eyeglasses" in attributes:
         added[attributes.index("Eyeglasses")] *= _frames(size)
@@ -104,6 +109,18 @@ def _frames(size: int) -> np.ndarray:
     return np.clip(half + 0.5 - np.minimum(rims, np.minimum(bridge, temples)), 0, 1)
 
 
+def _lower_face(size: int) -> np.ndarray:
+    """(S, S) in [0, 1]: the face's ellipse (models/areas.py's "face") below the lower eyelids: the
+    cheeks, the folds from the nose to the mouth's corners, the mouth and the chin."""
+    from models.areas import region_mask
+
+    pts = HEAD_GEOMETRY.template(size).astype(np.float64)
+    e = float(np.linalg.norm(pts[1] - pts[0]))
+    below = (pts[0][1] + pts[1][1]) / 2 + 0.35 * e
+    yy = np.mgrid[:size, :size][0] + 0.5
+    return region_mask(HEAD_GEOMETRY, size, "face") * np.clip((yy - below) / (size / 16) + 0.5, 0, 1)
+
+
 @dataclass(frozen=True)
 class EditorConfig:
     """Dimensions of an editor; stored in its checkpoint's config.json, so it rebuilds without flags."""
@@ -117,6 +134,7 @@ class EditorConfig:
     regions: bool = False  # each attribute acts only in its region of the crop (EDITOR_REGIONS)
     d_patch: bool = False  # the discriminator also judges each patch (S/8 x S/8 of them), not only the face
     residual: bool = False  # the colour is the input's own, changed (tanh(atanh(x) + r)), not drawn anew
+    cheeks: bool = False  # with regions, a smile may act on the cheeks and chin too, not only the mouth
     family: str = field(default="editnet")
 
     def __post_init__(self) -> None:
@@ -189,7 +207,8 @@ class EditNet(nn.Module):
                 out_conv.weight[:3].zero_()
                 out_conv.bias[:3].zero_()
         if cfg.regions:  # rebuilt from the config, not stored with the weights
-            places = attribute_regions(cfg.attributes, cfg.image_size).flatten(0, 1)  # 4-d: channels-last works
+            places = attribute_regions(cfg.attributes, cfg.image_size, cfg.cheeks)
+            places = places.flatten(0, 1)  # 4-d: channels-last works
             self.register_buffer("places", places, persistent=False)
 
     def gate(self, d: Tensor) -> Tensor:

@@ -70,6 +70,7 @@ class EditorOptions(DataOptions):
     regions: bool = True  # each attribute acts only in its region of the crop (models/editnet.EDITOR_REGIONS)
     d_patch: bool = True  # D also judges the patches where the edit acted (models/editnet.EditorDiscriminator)
     residual: bool = True  # the edit changes the input's colour rather than drawing a new one (models/editnet)
+    cheeks: bool = True  # a smile may act on the cheeks and chin too, not only the mouth (models/editnet)
     batch: int = 32
     lr: float = 2e-4
     kimg: float = 1000.0
@@ -100,7 +101,7 @@ class EditorOptions(DataOptions):
     def config(self) -> EditorConfig:
         return EditorConfig(tuple(self.attributes), self.image_size, self.width, skips=self.skips, d_width=self.d_width,
                             regions=self.regions, d_patch=self.d_patch,
-                            residual=self.residual)  # fmt: skip
+                            residual=self.residual, cheeks=self.cheeks)  # fmt: skip
 
 
 def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float, gen: torch.Generator) -> Tensor:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.checkpoint import EditorModel, load_checkpoint, load_editor
+from models.checkpoint import EditorCalibration, EditorModel, load_checkpoint, load_editor, save_editor
 from models.geometry import CELEBA, FaceGeometry
 from models.pixels import from_uint8, to_uint8
 from training.calibration import applied_edit
@@ -166,9 +166,16 @@ def dcgan_point(path: Path, ys: Yardstick, attributes: tuple[str, ...], strength
     return out
 
 
-def _shares(ys: Yardstick, photos: list[np.ndarray], j: int) -> dict[str, float]:
-    reached = ys.seen(photos)[:, j] != ys.before[:, j]
-    return {"reached": float(reached.mean()), "same_person": float(ys.same(photos).mean())}
+def _shares(ys: Yardstick, photos: list[np.ndarray], j: int) -> dict[str, Any]:
+    """Reached and kept over all faces, and apart for the faces the edit added the attribute to and
+    those it took it from (with how many faces each)."""
+    reached, same = ys.seen(photos)[:, j] != ys.before[:, j], ys.same(photos)
+    out: dict[str, Any] = {"reached": float(reached.mean()), "same_person": float(same.mean())}
+    for side, faces in (("added", ~ys.before[:, j]), ("removed", ys.before[:, j])):
+        if faces.any():
+            out[side] = {"reached": float(reached[faces].mean()), "same_person": float(same[faces].mean()),
+                         "faces": int(faces.sum())}  # fmt: skip
+    return out
 
 
 def _mean(point: dict[str, Any]) -> dict[str, float]:
@@ -275,6 +282,9 @@ class EditorCalibrateOptions(DataOptions):
             raise ValueError("need faces >= 1 and scales > 0")
 
 
+SIDE_FACES = 12  # held-out faces that must start on a side for it to get its own scale
+
+
 def choose_scale(points: dict[float, dict[str, float]]) -> float:
     """Strength 1's difference: the person first. The smallest scale that reaches ENOUGH_REACHED
     while keeping KEEP_PEOPLE, else the one that reaches most while keeping KEEP_PEOPLE (reach is
@@ -290,23 +300,37 @@ def editor_calibrate(opts: EditorCalibrateOptions) -> Path:
     """`python -m training editor-calibrate`: what strength 1 sends for each attribute, measured on
     held-out faces of people that `evaluate`, `editor-curve` and `compare-photos` do not judge
     (CelebA.calibration_idx), with the same yardstick."""
-    from models.checkpoint import EditorCalibration, save_editor
-
     data = opts.load_data(64)
     idx = data.calibration_idx(opts.faces, evaluated=max(256, opts.faces))
     ys = Yardstick(data, idx, opts.classifier, tuple(opts.attributes))
     model = load_editor(opts.checkpoint)
-    table: dict[str, dict[float, dict[str, float]]] = {a: {} for a in opts.attributes}
+    table: dict[str, dict[float, dict[str, Any]]] = {a: {} for a in opts.attributes}
     for s in tqdm(opts.scales, desc="scales", unit="scale"):
         point = editor_point(model, ys, [model.cfg.attributes.index(a) for a in opts.attributes], s)
         for a in opts.attributes:
             table[a][s] = point[a]
     for a, points in table.items():
-        s = choose_scale(points)
-        model.calibrations[a] = EditorCalibration(s, points[s]["reached"], points[s]["same_person"])
+        model.calibrations[a] = calibration_of(points)
     model.meta["calibration_table"] = {a: {str(s): p for s, p in pts.items()} for a, pts in table.items()}
     model.meta["calibration_faces"] = len(idx)
     save_editor(opts.out, model)
     for a, cal in model.calibrations.items():
-        print(f"{a}: strength 1 = difference {cal.scale} (reached {cal.reached}, same person {cal.same_person})")
+        print(f"{a}: strength 1 = difference {cal.scale} adding, {cal.remove_scale or cal.scale} removing "
+              f"(reached {cal.reached:.2f}, same person {cal.same_person:.2f})")
     return Path(opts.out)
+
+
+def calibration_of(points: dict[float, dict[str, Any]]) -> EditorCalibration:
+    """Strength 1 of one attribute from its points (scale -> `_shares`): adding and taking it away
+    each get their own scale when at least SIDE_FACES faces start on either side (a smile may be
+    given sooner than taken), else one scale chosen on all faces; reached and kept are then the
+    sides' shares at their scales, weighed by their faces."""
+    common = choose_scale(points)
+    faces = {side: points[common].get(side, {}).get("faces", 0) for side in ("added", "removed")}
+    if min(faces.values()) < SIDE_FACES:
+        return EditorCalibration(common, points[common]["reached"], points[common]["same_person"])
+    add, remove = (choose_scale({s: p[side] for s, p in points.items()}) for side in ("added", "removed"))
+    a, r = points[add]["added"], points[remove]["removed"]
+    n = faces["added"] + faces["removed"]
+    share = {k: (a[k] * faces["added"] + r[k] * faces["removed"]) / n for k in ("reached", "same_person")}
+    return EditorCalibration(add, share["reached"], share["same_person"], remove_scale=remove)

@@ -111,6 +111,25 @@ def test_with_regions_an_attribute_moves_nothing_outside_its_place() -> None:
     assert not torch.equal(off[0][:, eyes], x[0][:, eyes])
 
 
+def test_with_cheeks_a_smile_may_act_on_the_cheeks_and_chin_but_not_the_eyes() -> None:
+    names = ("Smiling", "Mustache")
+    mouth_only, cheeks = attribute_regions(names, 64), attribute_regions(names, 64, cheeks=True)
+    pts = HEAD_GEOMETRY.template(64)
+    e = float(np.linalg.norm(pts[1] - pts[0]))
+    nose, mouth = pts[2], (pts[3] + pts[4]) / 2
+    for places in (mouth_only, cheeks):
+        assert places[0, 0, 0][tuple(np.floor(mouth[::-1]).astype(int))] == 1  # the mouth, both ways
+        for eye in pts[:2]:
+            assert float(places[:, 0, 0][:, int(eye[1]), int(eye[0])].max()) == 0
+    for side in (-1, 1):  # the cheek beside the nose, added and removed, only with cheeks
+        x, y = np.floor(nose + (side * 0.6 * e, -0.1 * e)).astype(int)
+        assert float(mouth_only[:, 0, 0, y, x].max()) < 0.05 and float(cheeks[:, 0, 0, y, x].min()) > 0.9
+    assert torch.equal(cheeks[:, 1], mouth_only[:, 1])  # a moustache stays at the mouth
+    with_cheeks = EditNet(EditorConfig(names, image_size=64, regions=True, cheeks=True))
+    assert torch.equal(with_cheeks.get_buffer("places"), cheeks.flatten(0, 1))
+
+
+
 def test_the_64px_editor_costs_at_most_2_gflop_per_face() -> None:
     # the slider's budget on the CPU (issue: the editor's forward pass at 64 px <= 2 GFLOP)
     assert flops_per_image(EditorConfig()) <= 2e9

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ from training.editnet import (
     edited_patches,
     weighted_mean,
 )
-from training.editor_curve import choose_scale, paste_change
+from training.editor_curve import calibration_of, choose_scale, paste_change
 
 REPO = Path(__file__).resolve().parents[2]
 ATTRS = "Male,Smiling,Blond_Hair,Black_Hair,Brown_Hair"
@@ -187,6 +188,25 @@ def test_strength_one_is_the_first_scale_that_reaches_while_keeping_the_people()
     assert choose_scale(p) == 0.5  # farther is not better when it reaches less
     p[0.5]["same_person"] = p[1.0]["same_person"] = 0.5
     assert choose_scale(p) == 0.5  # nothing keeps them: the shortest
+
+
+def test_adding_and_taking_away_get_their_own_strength_one_when_both_sides_have_faces() -> None:
+    def point(add: tuple[float, float], remove: tuple[float, float], n_remove: int) -> dict[str, Any]:
+        sides = {"added": {"reached": add[0], "same_person": add[1], "faces": 100 - n_remove},
+                 "removed": {"reached": remove[0], "same_person": remove[1], "faces": n_remove}}  # fmt: skip
+        total = {k: (sides["added"][k] * (100 - n_remove) + sides["removed"][k] * n_remove) / 100
+                 for k in ("reached", "same_person")}  # fmt: skip
+        return {**total, **sides}
+
+    def points(n_remove: int) -> dict[float, dict[str, Any]]:
+        # adding reaches at 1 and loses people at 2; taking away needs 2 and keeps them there
+        return {1.0: point((0.9, 1.0), (0.3, 1.0), n_remove), 2.0: point((0.95, 0.8), (0.9, 0.98), n_remove)}
+
+    cal = calibration_of(points(40))
+    assert (cal.scale, cal.remove_scale) == (1.0, 2.0)
+    assert cal.reached == pytest.approx(0.9) and cal.same_person == pytest.approx(0.6 + 0.4 * 0.98)
+    thin = calibration_of(points(5))  # too few faces start with it: one scale for both
+    assert thin.remove_scale is None and thin.scale == choose_scale(points(5)) == 1.0
 
 
 @pytest.mark.skipif(not identity.available(), reason="needs the identity judge (pip install -e '.[identity]')")

@@ -67,11 +67,12 @@ class EditNetEngine:
         return regions_of(name) if self.cfg.regions else ("head",)
 
     def difference(self, edits: Sequence[tuple[str, float]]) -> Tensor:
-        """The difference vector (K,) of checked edits: strength x calibrated scale, summed per name."""
+        """The difference vector (K,) of checked edits: strength x the scale calibrated for adding the
+        attribute (strength > 0) or taking it away (< 0), summed per name."""
         d = torch.zeros(len(self.cfg.attributes))
         for name, strength in edits:
             try:
-                d[self.cfg.attributes.index(name)] += float(strength) * self.model.scale(name)
+                d[self.cfg.attributes.index(name)] += float(strength) * self.model.scale(name, remove=strength < 0)
             except ValueError:
                 raise InvalidParameter(f"unknown attribute {name!r}; valid names: {self.attribute_names}") from None
         return d

@@ -41,3 +41,20 @@ def test_errors_reach_every_caller(tiny_checkpoint: Path) -> None:
         raise AssertionError("a bad request must raise in its caller")
     assert engine.render(torch.randn(1, engine.cfg.nz)).shape == (1, 64, 64, 3)  # still serving
     engine.close()
+
+
+def test_the_editor_sends_the_scale_calibrated_for_adding_or_for_taking_away(tmp_path: Path) -> None:
+    from models.checkpoint import EditorCalibration, EditorModel, load_editor, save_editor
+    from models.editnet import EditNet, EditorConfig
+    from worker.pipeline.editnet import EditNetEngine
+
+    cfg = EditorConfig(("Male", "Smiling"), image_size=32, width=8, max_width=32, skips=1)
+    model = EditorModel(cfg, EditNet(cfg))
+    model.calibrations = {"Smiling": EditorCalibration(2.0, 0.9, 0.97, remove_scale=3.0),
+                          "Male": EditorCalibration(1.5)}  # fmt: skip
+    engine = EditNetEngine(load_editor(save_editor(tmp_path / "ed", model)))
+    try:
+        assert engine.difference([("Smiling", 0.5)]).tolist() == [0.0, 1.0]
+        assert engine.difference([("Smiling", -1.0), ("Male", -1.0)]).tolist() == [-1.5, -3.0]
+    finally:
+        engine.close()
