@@ -48,6 +48,9 @@ EDITOR_ATTRIBUTES = (
     "No_Beard", "Mustache", "Bald", "Pale_Skin", "Mouth_Slightly_Open",
 )  # fmt: skip
 
+# What may change a colour's hue with `neutral` (the hair's colours, the skin's pallor)
+COLOUR_ATTRIBUTES = ("Blond_Hair", "Black_Hair", "Brown_Hair", "Gray_Hair", "Pale_Skin")
+
 HEAD_GEOMETRY = CELEBA_HEAD  # the editor's crop: the head with its hair (models/geometry.py)
 
 # Where each attribute may act (models/areas.py's regions of the crop), with `regions`; an
@@ -135,6 +138,8 @@ class EditorConfig:
     d_patch: bool = False  # the discriminator also judges each patch (S/8 x S/8 of them), not only the face
     residual: bool = False  # the colour is the input's own, changed (tanh(atanh(x) + r)), not drawn anew
     cheeks: bool = False  # with regions, a smile may act on the cheeks and chin too, not only the mouth
+    neutral: bool = False  # with residual, only a colour attribute (COLOUR_ATTRIBUTES) changes hue; the
+    # others change light and shade alike in every channel: no blue rims nor yellow blobs
     family: str = field(default="editnet")
 
     def __post_init__(self) -> None:
@@ -144,6 +149,8 @@ class EditorConfig:
             raise ValueError(f"skips must lie in [0, {self.depth - 1}], got {self.skips}")
         if not self.attributes or len(set(self.attributes)) != len(self.attributes):
             raise ValueError("attributes must be distinct names, at least one")
+        if self.neutral and not self.residual:
+            raise ValueError("neutral changes the input's own colour: it needs residual")
         if self.d_patch and self.image_size < 32:
             raise ValueError(f"d_patch needs image_size >= 32 (the S/8 map of the third layer), got {self.image_size}")
         if self.family != "editnet":
@@ -206,6 +213,9 @@ class EditNet(nn.Module):
             with torch.no_grad():
                 out_conv.weight[:3].zero_()
                 out_conv.bias[:3].zero_()
+        if cfg.neutral:  # which attributes may change a colour's hue (rebuilt from the config)
+            colours = torch.tensor([float(a in COLOUR_ATTRIBUTES) for a in cfg.attributes])
+            self.register_buffer("colours", colours, persistent=False)
         if cfg.regions:  # rebuilt from the config, not stored with the weights
             places = attribute_regions(cfg.attributes, cfg.image_size, cfg.cheeks)
             places = places.flatten(0, 1)  # 4-d: channels-last works
@@ -247,9 +257,13 @@ class EditNet(nn.Module):
         # exactly 0 (and 1) where clamped, but the gradient is the sigmoid's everywhere (straight
         # through): a mask that closed early can still be opened by the guides
         mask = soft + (soft.clamp(0, 1) - soft).detach()
-        if self.cfg.residual:  # x's own detail, its colour and shading moved by r (r = 0: x itself)
-            return torch.tanh(torch.atanh(x.float().clamp(-0.995, 0.995)) + out[:, :3].float()), mask
-        return torch.tanh(out[:, :3]), mask
+        if not self.cfg.residual:
+            return torch.tanh(out[:, :3]), mask
+        r = out[:, :3].float()  # x's own detail, its colour and shading moved by r (r = 0: x itself)
+        if self.cfg.neutral:  # the same change in every channel, but where a colour attribute acts
+            light = r.mean(1, keepdim=True)
+            r = light + (r - light) * self.gate(d * self.get_buffer("colours").to(d)).float()
+        return torch.tanh(torch.atanh(x.float().clamp(-0.995, 0.995)) + r), mask
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         """The edit and its mask. The mask is gated by the strength (`gate`): no difference is the

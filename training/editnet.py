@@ -71,6 +71,7 @@ class EditorOptions(DataOptions):
     d_patch: bool = True  # D also judges the patches where the edit acted (models/editnet.EditorDiscriminator)
     residual: bool = True  # the edit changes the input's colour rather than drawing a new one (models/editnet)
     cheeks: bool = True  # a smile may act on the cheeks and chin too, not only the mouth (models/editnet)
+    neutral: bool = False  # only a colour attribute changes hue (black frames, but fewer people kept: MODEL_CARD)
     batch: int = 32
     lr: float = 2e-4
     kimg: float = 1000.0
@@ -101,7 +102,7 @@ class EditorOptions(DataOptions):
     def config(self) -> EditorConfig:
         return EditorConfig(tuple(self.attributes), self.image_size, self.width, skips=self.skips, d_width=self.d_width,
                             regions=self.regions, d_patch=self.d_patch,
-                            residual=self.residual, cheeks=self.cheeks)  # fmt: skip
+                            residual=self.residual, cheeks=self.cheeks, neutral=self.neutral)  # fmt: skip
 
 
 def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float, gen: torch.Generator) -> Tensor:
@@ -276,7 +277,8 @@ class EditorTraining:
         """Start from an editor checkpoint: G and its EMA from its G, D from its D (when it has one);
         the images and compute it cost carry on, the optimisers start fresh."""
         model = load_editor(path)
-        if replace(model.cfg, d_patch=self.cfg.d_patch) != self.cfg:
+        c = self.cfg  # places and hues are rebuilt from the config, and a missing patch head starts fresh
+        if replace(model.cfg, d_patch=c.d_patch, cheeks=c.cheeks, neutral=c.neutral) != c:
             raise ValueError(f"{path} is an editor of another shape ({model.cfg}) than this run's ({self.cfg})")
         self.G.load_state_dict(model.G.state_dict())
         self.G_ema.load_state_dict(model.G.state_dict())
@@ -354,10 +356,13 @@ def train_editor(opts: EditorOptions, data: CelebA | None = None) -> Path:
     val_x, val_y = to_model_input(images[view], device, opts.channels_last), labels[view].to(device)
     shown = tuple(a for a in TARGET_ATTRIBUTES if a in names) or names[:5]
     total, every = round(opts.kimg * 1000), max(1, round(opts.snapshot_kimg * 1000))
-    start = last_print = prev = time.monotonic()
+    start = last_print = time.monotonic()
+    # what the run cost: the process's CPU time on a CPU (its threads' real share of the cores, when
+    # other jobs run beside it), the wall time on a GPU
+    clock = time.process_time if device.type == "cpu" else time.monotonic
+    prev = clock()
     seconds_at_start, images_at_start, flops = seconds, tr.images, 0.0
     per_second = "cpu_seconds" if device.type == "cpu" else "gpu_seconds"
-    threads = torch.get_num_threads() if device.type == "cpu" else 1
     while tr.images < total:
         idx, x_u8 = next(stream)
         sel = torch.from_numpy(idx)
@@ -372,9 +377,9 @@ def train_editor(opts: EditorOptions, data: CelebA | None = None) -> Path:
             losses = tr.train_step(*args)
         for k, v in losses.items():
             history.setdefault(k, []).append(v)
-        now = time.monotonic()
-        tr.spent[per_second] += (now - prev) * threads
-        seconds, prev = seconds_at_start + now - start, now
+        now, spent = time.monotonic(), clock()
+        tr.spent[per_second] += spent - prev
+        seconds, prev = seconds_at_start + now - start, spent
         out_of_time = opts.minutes is not None and now - start > opts.minutes * 60
         if now - last_print > 60:
             print(progress(tr, history, (tr.images - images_at_start) / (now - start), flops, opts.peak_tflops),

@@ -154,6 +154,25 @@ def test_a_residual_editor_changes_the_input_s_own_colour_and_keeps_its_detail()
     assert not torch.equal(drawn.flatten(2).argsort(-1), x.flatten(2).argsort(-1))
 
 
+def test_a_neutral_editor_changes_hue_only_where_a_colour_attribute_acts() -> None:
+    torch.manual_seed(0)
+    cfg = EditorConfig(("Male", "Eyeglasses", "Blond_Hair"), image_size=32, width=8, max_width=32, skips=1,
+                       regions=True, residual=True, neutral=True)  # fmt: skip
+    with pytest.raises(ValueError, match="residual"):
+        replace(cfg, residual=False)
+    net = EditNet(cfg).eval()
+    x = torch.rand(3, 3, 32, 32) * 1.9 - 0.95
+    with torch.no_grad():
+        net.head[3].bias[:3] = torch.tensor([0.6, 0.3, -0.4])  # a warmer colour everywhere
+        color, _ = net.draw(x, torch.eye(3))
+    change = torch.atanh(color.clamp(-0.9999, 0.9999)) - torch.atanh(x.clamp(-0.995, 0.995))
+    hue = (change - change.mean(1, keepdim=True)).abs().amax(1)  # (3, S, S): how unequal the channels moved
+    assert float(hue[:2].max()) < 1e-4 and float(change[0].abs().mean()) > 0.1  # Male, glasses: light alone
+    hair = attribute_regions(cfg.attributes, 32)[0, 2, 0]
+    assert float(hue[2][hair == 1].min()) > 0.3  # blond changes the hair's hue, and only there
+    assert float(hue[2][hair == 0].max()) < 1e-4
+
+
 def test_a_patch_logit_judges_its_own_neighbourhood_and_not_the_far_corner() -> None:
     torch.manual_seed(0)
     cfg = EditorConfig(("Male", "Smiling", "Blond_Hair"), image_size=32, width=8, max_width=32, skips=1, d_width=8,

@@ -150,7 +150,7 @@ def test_a_run_with_patch_realism_starts_from_an_editor_without_the_patch_head(g
     torch.manual_seed(0)
     opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
                          skips=1, batch=4, device="cpu", out=tmp_path / "run")  # fmt: skip
-    old_cfg = replace(opts.config(), d_patch=False)
+    old_cfg = replace(opts.config(), d_patch=False, cheeks=False, neutral=False)  # as the bundled v6
     old = EditorModel(old_cfg, EditNet(old_cfg), EditorDiscriminator(old_cfg), meta={"training": {"kimg": 5.0}})
     save_editor(tmp_path / "old", old)
     tr = EditorTraining(opts, torch.device("cpu"))
