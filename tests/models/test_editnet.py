@@ -129,7 +129,6 @@ def test_with_cheeks_a_smile_may_act_on_the_cheeks_and_chin_but_not_the_eyes() -
     assert torch.equal(with_cheeks.get_buffer("places"), cheeks.flatten(0, 1))
 
 
-
 def test_the_64px_editor_costs_at_most_2_gflop_per_face() -> None:
     # the slider's budget on the CPU (issue: the editor's forward pass at 64 px <= 2 GFLOP)
     assert flops_per_image(EditorConfig()) <= 2e9
