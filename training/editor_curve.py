@@ -276,6 +276,8 @@ class EditorCalibrateOptions(DataOptions):
     attributes: tuple[str, ...] = TARGET_ATTRIBUTES
     scales: tuple[float, ...] = SCALES
     faces: int = 100
+    by_side: bool = False  # adding and taking away each get their own difference (look at a sheet first:
+    # MODEL_CARD.md, the longer one may reach by a worse picture)
 
     def __post_init__(self) -> None:
         if self.faces < 1 or not self.scales or min(self.scales) <= 0:
@@ -310,7 +312,7 @@ def editor_calibrate(opts: EditorCalibrateOptions) -> Path:
         for a in opts.attributes:
             table[a][s] = point[a]
     for a, points in table.items():
-        model.calibrations[a] = calibration_of(points)
+        model.calibrations[a] = calibration_of(points, opts.by_side)
     model.meta["calibration_table"] = {a: {str(s): p for s, p in pts.items()} for a, pts in table.items()}
     model.meta["calibration_faces"] = len(idx)
     save_editor(opts.out, model)
@@ -320,14 +322,14 @@ def editor_calibrate(opts: EditorCalibrateOptions) -> Path:
     return Path(opts.out)
 
 
-def calibration_of(points: dict[float, dict[str, Any]]) -> EditorCalibration:
-    """Strength 1 of one attribute from its points (scale -> `_shares`): adding and taking it away
-    each get their own scale when at least SIDE_FACES faces start on either side (a smile may be
-    given sooner than taken), else one scale chosen on all faces; reached and kept are then the
+def calibration_of(points: dict[float, dict[str, Any]], by_side: bool = True) -> EditorCalibration:
+    """Strength 1 of one attribute from its points (scale -> `_shares`): one scale chosen on all
+    faces, or `by_side` one for adding it and one for taking it away when at least SIDE_FACES faces
+    start on either side (a smile may be given sooner than taken); reached and kept are then the
     sides' shares at their scales, weighed by their faces."""
     common = choose_scale(points)
     faces = {side: points[common].get(side, {}).get("faces", 0) for side in ("added", "removed")}
-    if min(faces.values()) < SIDE_FACES:
+    if not by_side or min(faces.values()) < SIDE_FACES:
         return EditorCalibration(common, points[common]["reached"], points[common]["same_person"])
     add, remove = (choose_scale({s: p[side] for s, p in points.items()}) for side in ("added", "removed"))
     a, r = points[add]["added"], points[remove]["removed"]

@@ -207,6 +207,8 @@ def test_adding_and_taking_away_get_their_own_strength_one_when_both_sides_have_
     assert cal.reached == pytest.approx(0.9) and cal.same_person == pytest.approx(0.6 + 0.4 * 0.98)
     thin = calibration_of(points(5))  # too few faces start with it: one scale for both
     assert thin.remove_scale is None and thin.scale == choose_scale(points(5)) == 1.0
+    one = calibration_of(points(40), by_side=False)
+    assert one.remove_scale is None and one.scale == choose_scale(points(40))
 
 
 @pytest.mark.skipif(not identity.available(), reason="needs the identity judge (pip install -e '.[identity]')")
