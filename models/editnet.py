@@ -83,22 +83,27 @@ def attribute_regions(attributes: tuple[str, ...], size: int, cheeks: bool = Fal
         for a in attributes
     ])  # fmt: skip
     edge = np.minimum(np.arange(size), np.arange(size)[::-1])  # pixels to the nearest border
-    planes *= np.clip(np.minimum.outer(edge, edge) / (size / 16), 0, 1)  # 0 on the border row itself
     if cheeks and "Smiling" in attributes:
         k = attributes.index("Smiling")
         planes[k] = np.maximum(planes[k], _lower_face(size))
+    planes *= np.clip(np.minimum.outer(edge, edge) / (size / 16), 0, 1)  # 0 on the border row itself
     added = planes.copy()
     if "Eyeglasses" in attributes:
         added[attributes.index("Eyeglasses")] *= _frames(size)
     return torch.from_numpy(np.stack([added, planes])[:, :, None].astype(np.float32))
 
 
+def _template(size: int) -> tuple[np.ndarray, float]:
+    """The template's five landmarks in an S x S head crop and the distance between its eyes."""
+    pts = HEAD_GEOMETRY.template(size).astype(np.float64)
+    return pts, float(np.linalg.norm(pts[1] - pts[0]))
+
+
 def _frames(size: int) -> np.ndarray:
     """(S, S) in [0, 1]: a pair of frames on the template's eyes: two elliptical rims (half-axes 0.42
     and 0.32 eye distances), a bridge between them and the temples' start beside them, each about
     0.12 eye distances thick (2 pixels at 64 px), soft by a pixel."""
-    pts = HEAD_GEOMETRY.template(size).astype(np.float64)
-    e = float(np.linalg.norm(pts[1] - pts[0]))
+    pts, e = _template(size)
     yy, xx = np.mgrid[:size, :size] + 0.5
     a, b, half = 0.42 * e, 0.32 * e, max(0.06 * e, 0.6)  # at least a pixel thick
     # distance to each rim in pixels (|r - 1| times the mean half-axis: close enough near the rim)
@@ -117,8 +122,7 @@ def _lower_face(size: int) -> np.ndarray:
     cheeks, the folds from the nose to the mouth's corners, the mouth and the chin."""
     from models.areas import region_mask
 
-    pts = HEAD_GEOMETRY.template(size).astype(np.float64)
-    e = float(np.linalg.norm(pts[1] - pts[0]))
+    pts, e = _template(size)
     below = (pts[0][1] + pts[1][1]) / 2 + 0.35 * e
     yy = np.mgrid[:size, :size][0] + 0.5
     return region_mask(HEAD_GEOMETRY, size, "face") * np.clip((yy - below) / (size / 16) + 0.5, 0, 1)

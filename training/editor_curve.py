@@ -317,12 +317,12 @@ def editor_calibrate(opts: EditorCalibrateOptions) -> Path:
     model.meta["calibration_faces"] = len(idx)
     save_editor(opts.out, model)
     for a, cal in model.calibrations.items():
-        print(f"{a}: strength 1 = difference {cal.scale} adding, {cal.remove_scale or cal.scale} removing "
+        print(f"{a}: strength 1 = difference {model.scale(a)} adding, {model.scale(a, remove=True)} removing "
               f"(reached {cal.reached:.2f}, same person {cal.same_person:.2f})")
     return Path(opts.out)
 
 
-def calibration_of(points: dict[float, dict[str, Any]], by_side: bool = True) -> EditorCalibration:
+def calibration_of(points: dict[float, dict[str, Any]], by_side: bool) -> EditorCalibration:
     """Strength 1 of one attribute from its points (scale -> `_shares`): one scale chosen on all
     faces, or `by_side` one for adding it and one for taking it away when at least SIDE_FACES faces
     start on either side (a smile may be given sooner than taken); reached and kept are then the

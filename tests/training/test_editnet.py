@@ -202,10 +202,10 @@ def test_adding_and_taking_away_get_their_own_strength_one_when_both_sides_have_
         # adding reaches at 1 and loses people at 2; taking away needs 2 and keeps them there
         return {1.0: point((0.9, 1.0), (0.3, 1.0), n_remove), 2.0: point((0.95, 0.8), (0.9, 0.98), n_remove)}
 
-    cal = calibration_of(points(40))
+    cal = calibration_of(points(40), by_side=True)
     assert (cal.scale, cal.remove_scale) == (1.0, 2.0)
     assert cal.reached == pytest.approx(0.9) and cal.same_person == pytest.approx(0.6 + 0.4 * 0.98)
-    thin = calibration_of(points(5))  # too few faces start with it: one scale for both
+    thin = calibration_of(points(5), by_side=True)  # too few faces start with it: one scale for both
     assert thin.remove_scale is None and thin.scale == choose_scale(points(5)) == 1.0
     one = calibration_of(points(40), by_side=False)
     assert one.remove_scale is None and one.scale == choose_scale(points(40))
