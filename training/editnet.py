@@ -77,6 +77,8 @@ class EditorOptions(DataOptions):
     kimg: float = 1000.0
     minutes: float | None = None  # wall-clock limit of this invocation (a snapshot is written first)
     rec: float = 20.0
+    cycle: float = 0.0  # an edit undone (the difference reversed) gives the input back (StarGAN, GANimation),
+    # on a quarter of the batch: the edit must keep what makes the face this person
     cls: float = 2.0  # the frozen guides
     cls_d: float = 2.0  # D's classifier head (AttGAN's C); D fits it on real labels with weight 1
     margin: float | None = 2.0  # the edit's classification terms are hinges: a changed attribute at this
@@ -197,9 +199,15 @@ class EditorTraining:
             cls_d = classification_loss(classes[None], t, known, margin)
             adv = F.softplus(-realism.float()).mean()
         rec_l1 = (color[b:].float() - x[:r]).abs().mean()
+        cycle = torch.zeros(())
+        if o.cycle > 0:
+            with self.amp:
+                back = self.G.edit(edit[:r], (y - t)[:r])
+            cycle = (back.float() - x[:r]).abs().mean()
         area, tv = mask_terms(mask.float())
         area = area / place.float().mean((1, 2, 3))  # the share of its place an edit uses: glasses pay as Male
-        loss_g = o.rec * rec_l1 + o.cls * cls + o.cls_d * cls_d + o.adv * adv + o.mask * area.mean() + o.tv * tv.mean()
+        loss_g = o.rec * rec_l1 + o.cycle * cycle + o.cls * cls + o.cls_d * cls_d + o.adv * adv
+        loss_g = loss_g + o.mask * area.mean() + o.tv * tv.mean()
         where = None
         if patches is not None:
             where = edited_patches(mask.detach().float(), patches.shape[-1])
@@ -239,6 +247,7 @@ class EditorTraining:
         return {
             "D": loss_d.item(), "G_adv": adv.item(), "cls": cls.item(), "cls_D": cls_d.item(),
             "D_cls_real": cls_real.item(), "rec": rec_l1.item(), "mask": area.mean().item(),
+            **({"cycle": cycle.item()} if o.cycle > 0 else {}),
             **({"G_patch": adv_patch.item()} if where is not None else {}),
         }  # fmt: skip
 

@@ -135,6 +135,31 @@ def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path
     assert t["cpu_seconds"] > model.meta["training"]["cpu_seconds"]
 
 
+def test_the_cycle_term_is_how_far_an_edit_undone_lands_from_the_face(guides: Path, tmp_path: Path) -> None:
+    def training(cycle: float) -> EditorTraining:
+        torch.manual_seed(0)
+        opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32,
+                             width=8, skips=1, batch=4, device="cpu", precision="fp32", cycle=cycle)  # fmt: skip
+        tr = EditorTraining(opts, torch.device("cpu"))
+        with torch.no_grad():
+            tr.G.head[3].bias[3:].fill_(3.0)  # an open mask
+            tr.G.head[3].bias[:3].fill_(0.5)  # and a change of colour: the edit changes the face
+        return tr
+
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = torch.tensor([[1.0, 0, 0, 1, 0]] * 4)
+    t = torch.tensor([[0.0, 1, 0, 1, 0]] * 4)  # a woman smiling from a man who is not
+    with_cycle, without = training(10.0), training(0.0)
+    with torch.no_grad():
+        back = with_cycle.G.edit(with_cycle.G.edit(x[:1], t[:1] - y[:1]), y[:1] - t[:1])
+    expected = float((back - x[:1]).abs().mean())
+    assert expected > 0.01
+    assert with_cycle.train_step(x, y, t, torch.ones_like(y))["cycle"] == pytest.approx(expected, rel=1e-4)
+    assert "cycle" not in without.train_step(x, y, t, torch.ones_like(y))
+    moved = [not torch.equal(p, q) for p, q in zip(with_cycle.G.parameters(), without.G.parameters(), strict=True)]
+    assert any(moved)  # the term reaches the editor's weights
+
+
 def test_patches_weigh_as_far_as_the_edit_covers_them_and_one_patch_around() -> None:
     mask = torch.zeros(2, 1, 32, 32)
     mask[0, :, 26:, 26:] = 1.0  # the bottom-right corner of a 4 x 4 grid of 8-pixel patches
