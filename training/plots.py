@@ -31,7 +31,8 @@ def save_grid(images: Tensor, path: Path, nrow: int | None = None) -> Path:
 
 
 def save_loss_plot(history: dict[str, list[float]], steps: list[int], path: Path, title: str) -> Path:
-    """One line per loss against the training step, smoothed over ~1% of the run."""
+    """One line per loss against the training step, smoothed over ~1% of the run. A loss with fewer
+    values than steps began later (a term turned on at a resume): its values are the last steps'."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,7 +44,7 @@ def save_loss_plot(history: dict[str, list[float]], steps: list[int], path: Path
     for name, values in history.items():
         if values:
             smooth = np.convolve(values, kernel, mode="valid")
-            ax.plot(steps[window - 1 : window - 1 + len(smooth)], smooth, label=name)
+            ax.plot(steps[len(steps) - len(smooth) :], smooth, label=name)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
