@@ -48,7 +48,7 @@ EDITOR_ATTRIBUTES = (
     "No_Beard", "Mustache", "Bald", "Pale_Skin", "Mouth_Slightly_Open",
 )  # fmt: skip
 
-# What may change a colour's hue with `neutral` (the hair's colours, the skin's pallor)
+# The colours (the hair's, the skin's pallor): what an old config's `neutral: true` left its hue
 COLOUR_ATTRIBUTES = ("Blond_Hair", "Black_Hair", "Brown_Hair", "Gray_Hair", "Pale_Skin")
 
 HEAD_GEOMETRY = CELEBA_HEAD  # the editor's crop: the head with its hair (models/geometry.py)
@@ -142,8 +142,9 @@ class EditorConfig:
     d_patch: bool = False  # the discriminator also judges each patch (S/8 x S/8 of them), not only the face
     residual: bool = False  # the colour is the input's own, changed (tanh(atanh(x) + r)), not drawn anew
     cheeks: bool = False  # with regions, a smile may act on the cheeks and chin too, not only the mouth
-    neutral: bool = False  # with residual, only a colour attribute (COLOUR_ATTRIBUTES) changes hue; the
-    # others change light and shade alike in every channel: no blue rims nor yellow blobs
+    neutral: tuple[str, ...] = ()  # with residual, these attributes change light and shade alike in every
+    # channel, not hue: glasses' rims dark and not blue (True in an old config: every attribute
+    # but the colours, COLOUR_ATTRIBUTES)
     family: str = field(default="editnet")
 
     def __post_init__(self) -> None:
@@ -153,6 +154,13 @@ class EditorConfig:
             raise ValueError(f"skips must lie in [0, {self.depth - 1}], got {self.skips}")
         if not self.attributes or len(set(self.attributes)) != len(self.attributes):
             raise ValueError("attributes must be distinct names, at least one")
+        if isinstance(self.neutral, bool):  # an old config's flag: every attribute but the colours
+            object.__setattr__(self, "neutral", tuple(a for a in self.attributes if a not in COLOUR_ATTRIBUTES)
+                               if self.neutral else ())  # fmt: skip
+        object.__setattr__(self, "neutral", tuple(self.neutral))  # config.json holds a list
+        unknown = sorted(set(self.neutral) - set(self.attributes))
+        if unknown:
+            raise ValueError(f"neutral names attributes the editor lacks: {unknown}")
         if self.neutral and not self.residual:
             raise ValueError("neutral changes the input's own colour: it needs residual")
         if self.d_patch and self.image_size < 32:
@@ -217,9 +225,9 @@ class EditNet(nn.Module):
             with torch.no_grad():
                 out_conv.weight[:3].zero_()
                 out_conv.bias[:3].zero_()
-        if cfg.neutral:  # which attributes may change a colour's hue (rebuilt from the config)
-            colours = torch.tensor([float(a in COLOUR_ATTRIBUTES) for a in cfg.attributes])
-            self.register_buffer("colours", colours, persistent=False)
+        if cfg.neutral:  # which attributes may change hue (rebuilt from the config)
+            hued = torch.tensor([float(a not in cfg.neutral) for a in cfg.attributes])
+            self.register_buffer("hued", hued, persistent=False)
         if cfg.regions:  # rebuilt from the config, not stored with the weights
             places = attribute_regions(cfg.attributes, cfg.image_size, cfg.cheeks)
             places = places.flatten(0, 1)  # 4-d: channels-last works
@@ -264,9 +272,9 @@ class EditNet(nn.Module):
         if not self.cfg.residual:
             return torch.tanh(out[:, :3]), mask
         r = out[:, :3].float()  # x's own detail, its colour and shading moved by r (r = 0: x itself)
-        if self.cfg.neutral:  # the same change in every channel, but where a colour attribute acts
+        if self.cfg.neutral:  # the same change in every channel, but where an attribute with hue acts
             light = r.mean(1, keepdim=True)
-            r = light + (r - light) * self.gate(d * self.get_buffer("colours").to(d)).float()
+            r = light + (r - light) * self.gate(d * self.get_buffer("hued").to(d)).float()
         return torch.tanh(torch.atanh(x.float().clamp(-0.995, 0.995)) + r), mask
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:

@@ -153,23 +153,38 @@ def test_a_residual_editor_changes_the_input_s_own_colour_and_keeps_its_detail()
     assert not torch.equal(drawn.flatten(2).argsort(-1), x.flatten(2).argsort(-1))
 
 
-def test_a_neutral_editor_changes_hue_only_where_a_colour_attribute_acts() -> None:
+def test_a_neutral_attribute_changes_light_alone_and_the_others_keep_their_hue() -> None:
     torch.manual_seed(0)
-    cfg = EditorConfig(("Male", "Eyeglasses", "Blond_Hair"), image_size=32, width=8, max_width=32, skips=1,
-                       regions=True, residual=True, neutral=True)  # fmt: skip
+    names = ("Male", "Eyeglasses", "Blond_Hair")
+    cfg = EditorConfig(names, image_size=32, width=8, max_width=32, skips=1, regions=True, residual=True,
+                       neutral=("Eyeglasses",))  # fmt: skip
     with pytest.raises(ValueError, match="residual"):
         replace(cfg, residual=False)
-    net = EditNet(cfg).eval()
+    with pytest.raises(ValueError, match="Smiling"):
+        replace(cfg, neutral=("Smiling",))
+    # an old config's flag: every attribute but the colours; a list (config.json) is a tuple
+    assert replace(cfg, neutral=True).neutral == ("Male", "Eyeglasses")  # type: ignore[arg-type]
+    assert replace(cfg, neutral=False).neutral == ()  # type: ignore[arg-type]
+    assert replace(cfg, neutral=["Eyeglasses"]) == cfg  # type: ignore[arg-type]
     x = torch.rand(3, 3, 32, 32) * 1.9 - 0.95
-    with torch.no_grad():
-        net.head[3].bias[:3] = torch.tensor([0.6, 0.3, -0.4])  # a warmer colour everywhere
-        color, _ = net.draw(x, torch.eye(3))
-    change = torch.atanh(color.clamp(-0.9999, 0.9999)) - torch.atanh(x.clamp(-0.995, 0.995))
-    hue = (change - change.mean(1, keepdim=True)).abs().amax(1)  # (3, S, S): how unequal the channels moved
-    assert float(hue[:2].max()) < 1e-4 and float(change[0].abs().mean()) > 0.1  # Male, glasses: light alone
-    hair = attribute_regions(cfg.attributes, 32)[0, 2, 0]
-    assert float(hue[2][hair == 1].min()) > 0.3  # blond changes the hair's hue, and only there
-    assert float(hue[2][hair == 0].max()) < 1e-4
+    head, hair = attribute_regions(names, 32)[0, [0, 2], 0]  # where Male and blond may act
+
+    def hue_of_each_edit(neutral: tuple[str, ...]) -> torch.Tensor:
+        torch.manual_seed(0)
+        net = EditNet(replace(cfg, neutral=neutral)).eval()
+        with torch.no_grad():
+            net.head[3].bias[:3] = torch.tensor([0.6, 0.3, -0.4])  # a warmer colour everywhere
+            color, _ = net.draw(x, torch.eye(3))
+        change = torch.atanh(color.clamp(-0.9999, 0.9999)) - torch.atanh(x.clamp(-0.995, 0.995))
+        assert float(change.abs().mean((1, 2, 3)).min()) > 0.1  # every edit changes the colour
+        return (change - change.mean(1, keepdim=True)).abs().amax(1)  # (3, S, S): how unequal the channels moved
+
+    hue = hue_of_each_edit(("Eyeglasses",))  # glasses alone: light; Male and blond keep their hue
+    assert float(hue[1].max()) < 1e-4
+    assert float(hue[0][head == 1].min()) > 0.3 and float(hue[2][hair == 1].min()) > 0.3
+    hue = hue_of_each_edit(("Male", "Eyeglasses"))  # all but the colour: blond's hue on the hair alone
+    assert float(hue[:2].max()) < 1e-4
+    assert float(hue[2][hair == 1].min()) > 0.3 and float(hue[2][hair == 0].max()) < 1e-4
 
 
 def test_a_patch_logit_judges_its_own_neighbourhood_and_not_the_far_corner() -> None:
@@ -191,11 +206,12 @@ def test_a_patch_logit_judges_its_own_neighbourhood_and_not_the_far_corner() -> 
 
 def test_an_editor_checkpoint_round_trips_and_says_its_family(tmp_path: Path) -> None:
     torch.manual_seed(1)
-    model = EditorModel(TINY, EditNet(TINY), EditorDiscriminator(TINY), meta={"training": {"kimg": 1.0}})
+    cfg = replace(TINY, residual=True, neutral=("Smiling",))  # a tuple in the config comes back a tuple
+    model = EditorModel(cfg, EditNet(cfg), EditorDiscriminator(cfg), meta={"training": {"kimg": 1.0}})
     save_editor(tmp_path / "ed", model)
     assert family_of(tmp_path / "ed") == "editnet"
     back = load_editor(tmp_path / "ed")
-    assert back.cfg == TINY and back.D is not None and back.meta["training"] == {"kimg": 1.0}
+    assert back.cfg == cfg and back.D is not None and back.meta["training"] == {"kimg": 1.0}
     x, d = torch.rand(1, 3, 32, 32) * 2 - 1, torch.tensor([[1.0, 0.0, -1.0]])
     with torch.no_grad():
         assert torch.equal(model.G.eval()(x, d)[0], back.G(x, d)[0])

@@ -126,11 +126,15 @@ def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path
     with torch.no_grad():
         out, mask = model.G(x, torch.zeros(1, 5))
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
-    # a new run (another machine, another batch) starts from the checkpoint: images and compute carry on
+    # a new run (another machine, another batch, a smile's change made neutral) starts from the
+    # checkpoint: images and compute carry on
     tiny_b2 = [*common[: common.index("--batch")], "--batch", "2", *common[common.index("--batch") + 2 :]]
     again = tmp_path / "again"
-    assert main(["editor", *tiny_b2, "--out", str(again), "--init", str(run / "checkpoint"), "--kimg", "0.036"]) == 0
-    t = load_editor(again / "checkpoint").meta["training"]
+    init = ["--init", str(run / "checkpoint"), "--neutral", "Smiling"]
+    assert main(["editor", *tiny_b2, "--out", str(again), *init, "--kimg", "0.036"]) == 0
+    after = load_editor(again / "checkpoint")
+    t = after.meta["training"]
+    assert after.cfg.neutral == ("Smiling",) and model.cfg.neutral == ()
     assert t["kimg"] == pytest.approx(0.036) and t["step"] == 2
     assert t["cpu_seconds"] > model.meta["training"]["cpu_seconds"]
 
@@ -175,7 +179,7 @@ def test_a_run_with_patch_realism_starts_from_an_editor_without_the_patch_head(g
     torch.manual_seed(0)
     opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
                          skips=1, batch=4, device="cpu", out=tmp_path / "run")  # fmt: skip
-    old_cfg = replace(opts.config(), d_patch=False, cheeks=False, neutral=False)  # as the bundled v6
+    old_cfg = replace(opts.config(), d_patch=False, cheeks=False, neutral=())  # as the bundled v6
     old = EditorModel(old_cfg, EditNet(old_cfg), EditorDiscriminator(old_cfg), meta={"training": {"kimg": 5.0}})
     save_editor(tmp_path / "old", old)
     tr = EditorTraining(opts, torch.device("cpu"))
@@ -324,3 +328,32 @@ def test_the_guides_view_washes_out_a_pixel_fine_texture_and_keeps_a_coarse_one(
     seen_coarse = np.mean([contrast(guide_view(coarse)) for _ in range(30)])
     assert seen_fine < 0.3 * texture(fine)
     assert seen_coarse > 0.7 * contrast(coarse)
+
+
+def test_the_background_term_is_the_share_of_its_place_an_edit_opens_over_the_wall(guides: Path, tmp_path: Path
+                                                                                      ) -> None:  # fmt: skip
+    def training(background: float) -> EditorTraining:
+        torch.manual_seed(0)
+        opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32,
+                             width=8, skips=1, batch=4, device="cpu", precision="fp32",
+                             background=background)  # fmt: skip
+        tr = EditorTraining(opts, torch.device("cpu"))
+        with torch.no_grad():
+            tr.G.head[3].bias[3:].fill_(3.0)  # an open mask
+        return tr
+
+    x_u8 = (torch.rand(4, 32, 32, 3) * 255).to(torch.uint8)
+    x = x_u8.permute(0, 3, 1, 2).float() / 127.5 - 1
+    y = torch.tensor([[1.0, 0, 0, 1, 0]] * 4)
+    t = torch.tensor([[1.0, 0, 1, 0, 0]] * 4)  # blond from black: the hair's place
+    with_term, without = training(4.0), training(0.0)
+    assert without.wall(x_u8) is None
+    wall = with_term.wall(x_u8)
+    assert wall is not None and wall.shape == (4, 1, 32, 32)
+    with torch.no_grad():
+        _, mask = with_term.G(x, t - y)
+        place = with_term.G.gate(t - y)
+    expected = float(((mask * wall).mean((1, 2, 3)) / place.mean((1, 2, 3))).mean())
+    assert expected > 0.05
+    assert with_term.train_step(x, y, t, torch.ones_like(y), wall)["background"] == pytest.approx(expected, rel=1e-4)
+    assert "background" not in without.train_step(x, y, t, torch.ones_like(y))
