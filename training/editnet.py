@@ -13,8 +13,7 @@ exclusive (AttGAN). The editor is asked for two things in one forward pass of 1.
   patches are fake as far as its mask covers them); its mask must be small and in one piece (area
   + total variation), and with `regions` it opens only where the flipped attributes may act,
   its area counted as the share of that place it uses (so a pair of glasses pays for covering
-  the eyes as much as Male pays for covering the head), and with `background` it pays again for
-  the share it opens over what looks like the wall behind the head (training/background.py);
+  the eyes as much as Male pays for covering the head);
 - for a quarter of the faces, the colour it draws for no difference: L1 to x (AttGAN's
   reconstruction; the output itself is x there by construction, models/editnet.py).
 
@@ -45,7 +44,6 @@ from models.checkpoint import EditorModel, load_editor, load_optimizer_state, op
 from models.editnet import EDITOR_ATTRIBUTES, HEAD_GEOMETRY, EditNet, EditorConfig, EditorDiscriminator, mask_terms
 from models.guides import Guides, load_guides
 from training.augment import diff_augment, guide_view
-from training.background import BackgroundMaps
 from training.data import CelebA, batches, to_model_input
 from training.evaluate import TARGET_ATTRIBUTES
 from training.folders import DataOptions
@@ -55,6 +53,7 @@ from training.runs import autocast_for, jsonable, pick_device
 RESUME = "resume.safetensors"
 M = TypeVar("M", bound=nn.Module)
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+NEUTRAL = ("Eyeglasses",)  # what a new run changes in light alone, by default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,14 +72,13 @@ class EditorOptions(DataOptions):
     d_patch: bool = True  # D also judges the patches where the edit acted (models/editnet.EditorDiscriminator)
     residual: bool = True  # the edit changes the input's colour rather than drawing a new one (models/editnet)
     cheeks: bool = True  # a smile may act on the cheeks and chin too, not only the mouth (models/editnet)
-    neutral: tuple[str, ...] = ()  # these attributes change light and shade, not hue ("Eyeglasses": dark rims)
+    neutral: tuple[str, ...] | None = None  # these attributes change light and shade, not hue; None:
+    # NEUTRAL (glasses' rims dark, not blue: MODEL_CARD) where the run edits them; "" for none
     batch: int = 32
     lr: float = 2e-4
     kimg: float = 1000.0
     minutes: float | None = None  # wall-clock limit of this invocation (a snapshot is written first)
     rec: float = 20.0
-    background: float = 0.0  # the share of its place the mask opens over what looks like the wall behind
-    # the head (training/background.py): no halo round the hair
     cycle: float = 0.0  # an edit undone (the difference reversed) gives the input back (StarGAN, GANimation),
     # on a quarter of the batch: the edit must keep what makes the face this person
     cls: float = 2.0  # the frozen guides
@@ -108,7 +106,13 @@ class EditorOptions(DataOptions):
     def config(self) -> EditorConfig:
         return EditorConfig(tuple(self.attributes), self.image_size, self.width, skips=self.skips, d_width=self.d_width,
                             regions=self.regions, d_patch=self.d_patch,
-                            residual=self.residual, cheeks=self.cheeks, neutral=self.neutral)  # fmt: skip
+                            residual=self.residual, cheeks=self.cheeks, neutral=self.neutral_attributes())  # fmt: skip
+
+    def neutral_attributes(self) -> tuple[str, ...]:
+        """`neutral` as given, else NEUTRAL's names this run edits (none without `residual`)."""
+        if self.neutral is not None:
+            return self.neutral
+        return tuple(a for a in NEUTRAL if a in self.attributes) if self.residual else ()
 
 
 def draw_targets(y: Tensor, known: Tensor, names: tuple[str, ...], flips: float, gen: torch.Generator) -> Tensor:
@@ -173,7 +177,6 @@ class EditorTraining:
         if missing:
             raise ValueError(f"the guides in {opts.guides} do not know {missing}")
         self.guide_cols = [self.guides.cfg.attributes.index(a) for a in opts.attributes]
-        self.walls = BackgroundMaps(HEAD_GEOMETRY, opts.image_size) if opts.background > 0 else None
         self.optims = {
             "G": torch.optim.Adam(self.G.parameters(), opts.lr, betas=(0.5, 0.99)),
             "D": torch.optim.Adam(self.D.parameters(), opts.lr, betas=(0.5, 0.99)),
@@ -188,14 +191,7 @@ class EditorTraining:
         """The guides' logits (M, B, K) of an augmented copy of x (training/augment.py's `guide_view`)."""
         return self.guides(guide_view(x))[..., self.guide_cols]
 
-    def wall(self, x_u8: Tensor) -> Tensor | None:
-        """With `background`, the faces' (B, 1, S, S) background scores (training/background.py)."""
-        if self.walls is None:
-            return None
-        return torch.from_numpy(self.walls(x_u8.numpy()))[:, None].to(self.device)
-
-    def train_step(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor, wall: Tensor | None = None
-                   ) -> dict[str, float]:  # fmt: skip
+    def train_step(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> dict[str, float]:
         o, b = self.opts, len(x)
         r = max(1, b // 4)  # the faces that also reconstruct
         margin = None if o.margin is None else o.margin * (t != y).float()
@@ -220,10 +216,6 @@ class EditorTraining:
         area = area / place.float().mean((1, 2, 3))  # the share of its place an edit uses: glasses pay as Male
         loss_g = o.rec * rec_l1 + o.cycle * cycle + o.cls * cls + o.cls_d * cls_d + o.adv * adv
         loss_g = loss_g + o.mask * area.mean() + o.tv * tv.mean()
-        off = torch.zeros(())
-        if wall is not None:  # the share of its place the edit opens over the wall, as `area` counts
-            off = (mask.float() * wall).mean((1, 2, 3)) / place.float().mean((1, 2, 3))
-            loss_g = loss_g + o.background * off.mean()
         where = None
         if patches is not None:
             where = edited_patches(mask.detach().float(), patches.shape[-1])
@@ -264,7 +256,6 @@ class EditorTraining:
             "D": loss_d.item(), "G_adv": adv.item(), "cls": cls.item(), "cls_D": cls_d.item(),
             "D_cls_real": cls_real.item(), "rec": rec_l1.item(), "mask": area.mean().item(),
             **({"cycle": cycle.item()} if o.cycle > 0 else {}),
-            **({"background": off.mean().item()} if wall is not None else {}),
             **({"G_patch": adv_patch.item()} if where is not None else {}),
         }  # fmt: skip
 
@@ -316,13 +307,12 @@ class EditorTraining:
         self.images = round(float(t.get("kimg", 0.0)) * 1000)
         self.spent = {k: float(t.get(k, 0.0)) for k in self.spent}
 
-    def count_flops(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor, wall: Tensor | None = None
-                    ) -> tuple[dict[str, float], float]:  # fmt: skip
+    def count_flops(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> tuple[dict[str, float], float]:
         """One training step (it trains, like any other), and its floating-point operations per image."""
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:
-            losses = self.train_step(x, y, t, known, wall)
+            losses = self.train_step(x, y, t, known)
         return losses, counter.get_total_flops() / len(x)
 
     def plain(self, module: M) -> M:
@@ -396,7 +386,7 @@ def train_editor(opts: EditorOptions, data: CelebA | None = None) -> Path:
         y, known = labels[sel], known_all[sel]
         t = draw_targets(y, known.bool(), names, opts.flips, gen)
         x = to_model_input(x_u8, device, opts.channels_last)
-        args = (x, y.to(device), t.to(device), known.to(device), tr.wall(x_u8))
+        args = (x, y.to(device), t.to(device), known.to(device))
         if not flops:  # the first step of this invocation also counts its work
             losses, flops = tr.count_flops(*args)
             print(f"{flops / 1e9:.2f} GFLOP per training image (batch {opts.batch})", flush=True)

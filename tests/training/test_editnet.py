@@ -330,30 +330,14 @@ def test_the_guides_view_washes_out_a_pixel_fine_texture_and_keeps_a_coarse_one(
     assert seen_coarse > 0.7 * contrast(coarse)
 
 
-def test_the_background_term_is_the_share_of_its_place_an_edit_opens_over_the_wall(guides: Path, tmp_path: Path
-                                                                                      ) -> None:  # fmt: skip
-    def training(background: float) -> EditorTraining:
-        torch.manual_seed(0)
-        opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32,
-                             width=8, skips=1, batch=4, device="cpu", precision="fp32",
-                             background=background)  # fmt: skip
-        tr = EditorTraining(opts, torch.device("cpu"))
-        with torch.no_grad():
-            tr.G.head[3].bias[3:].fill_(3.0)  # an open mask
-        return tr
+def test_a_new_run_draws_glasses_in_light_alone_unless_told_otherwise(tmp_path: Path) -> None:
+    def options(**kw: Any) -> EditorOptions:
+        return EditorOptions(data=tmp_path, guides=tmp_path, **kw)
 
-    x_u8 = (torch.rand(4, 32, 32, 3) * 255).to(torch.uint8)
-    x = x_u8.permute(0, 3, 1, 2).float() / 127.5 - 1
-    y = torch.tensor([[1.0, 0, 0, 1, 0]] * 4)
-    t = torch.tensor([[1.0, 0, 1, 0, 0]] * 4)  # blond from black: the hair's place
-    with_term, without = training(4.0), training(0.0)
-    assert without.wall(x_u8) is None
-    wall = with_term.wall(x_u8)
-    assert wall is not None and wall.shape == (4, 1, 32, 32)
-    with torch.no_grad():
-        _, mask = with_term.G(x, t - y)
-        place = with_term.G.gate(t - y)
-    expected = float(((mask * wall).mean((1, 2, 3)) / place.mean((1, 2, 3))).mean())
-    assert expected > 0.05
-    assert with_term.train_step(x, y, t, torch.ones_like(y), wall)["background"] == pytest.approx(expected, rel=1e-4)
-    assert "background" not in without.train_step(x, y, t, torch.ones_like(y))
+    assert options().config().neutral == ("Eyeglasses",)
+    assert options(attributes=("Male", "Smiling")).config().neutral == ()  # a run without glasses
+    assert options(residual=False).config().neutral == ()  # neutral changes the input's own colour
+    assert options(neutral=()).config().neutral == ()
+    assert options(neutral=("Male", "Eyeglasses")).config().neutral == ("Male", "Eyeglasses")
+    with pytest.raises(ValueError, match="Eyeglass"):  # a name given is checked, not dropped
+        options(neutral=("Eyeglass",))
