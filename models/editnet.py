@@ -154,10 +154,10 @@ class EditorConfig:
             raise ValueError(f"skips must lie in [0, {self.depth - 1}], got {self.skips}")
         if not self.attributes or len(set(self.attributes)) != len(self.attributes):
             raise ValueError("attributes must be distinct names, at least one")
-        if isinstance(self.neutral, bool):  # an old config's flag: every attribute but the colours
-            object.__setattr__(self, "neutral", tuple(a for a in self.attributes if a not in COLOUR_ATTRIBUTES)
-                               if self.neutral else ())  # fmt: skip
-        object.__setattr__(self, "neutral", tuple(self.neutral))  # config.json holds a list
+        neutral = self.neutral  # config.json holds a list, an old config a flag
+        if isinstance(neutral, bool):  # the flag: every attribute but the colours
+            neutral = tuple(a for a in self.attributes if a not in COLOUR_ATTRIBUTES) if neutral else ()
+        object.__setattr__(self, "neutral", tuple(neutral))
         unknown = sorted(set(self.neutral) - set(self.attributes))
         if unknown:
             raise ValueError(f"neutral names attributes the editor lacks: {unknown}")
