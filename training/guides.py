@@ -33,10 +33,16 @@ class GuideOptions(DataOptions):
     steps: int = 1500  # Adam steps on the features
     hidden: int = 256
     batch: int = 256
+    tune_steps: int = 0  # then fine-tune the trunk with the heads, end to end, for this many steps
+    tune_batch: int = 64
+    tune_lr: float = 1e-4  # the trunk's (the heads' is 3x)
+    smallest: float = 0.5  # `guide_view` resamples down to this share of the side (the editor reads it)
 
     def __post_init__(self) -> None:
-        if self.passes < 1 or self.steps < 1 or self.batch < 1:
-            raise ValueError("need passes, steps and batch >= 1")
+        if self.passes < 1 or self.steps < 1 or self.batch < 1 or self.tune_steps < 0 or self.tune_batch < 1:
+            raise ValueError("need passes, steps, batch and tune_batch >= 1 and tune_steps >= 0")
+        if not 0 < self.smallest <= 1:
+            raise ValueError("smallest must be in (0, 1]")
 
 
 @torch.no_grad()
@@ -45,9 +51,34 @@ def _features(guides: Guides, images: Tensor, idx: np.ndarray, device: torch.dev
     for i in tqdm(range(0, len(idx), 256), desc="guide features", unit="batch", leave=False):
         x = to_model_input(images[torch.from_numpy(idx[i : i + 256])], device)
         if augment:
-            x = guide_view(x)
+            x = guide_view(x, guides.cfg.smallest)
         parts.append([f.float().cpu() for f in guides.features(x)])
     return [torch.cat(level) for level in zip(*parts, strict=True)]
+
+
+def _loss(logits: Tensor, target: Tensor) -> Tensor:
+    """BCE of the members' logits (M, B, K) on the known labels of target (B, K) in {+1, -1, 0}."""
+    known = (target != 0).float()
+    bce = F.binary_cross_entropy_with_logits(logits, (target > 0).float().expand_as(logits), reduction="none")
+    return (bce * known).sum() / (known.sum() * logits.shape[0]).clamp_min(1)
+
+
+def _tune(guides: Guides, images: Tensor, idx: np.ndarray, y: Tensor, opts: GuideOptions, device: torch.device) -> None:
+    """Fine-tune the trunk with the heads (fitted first on its frozen features) on the augmented view:
+    ImageNet features at 64 px see a smile poorly (MODEL_CARD)."""
+    trunk = guides.net.requires_grad_(True)
+    heads = [*guides.linear.parameters(), *guides.mlp.parameters()]
+    groups = [{"params": trunk.parameters(), "lr": opts.tune_lr}, {"params": heads, "lr": 3 * opts.tune_lr}]
+    optim = torch.optim.AdamW(groups, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(opts.seed + 1)
+    for _ in (bar := tqdm(range(opts.tune_steps), desc="tune", unit="step")):
+        sel = torch.from_numpy(idx)[torch.randint(0, len(idx), (opts.tune_batch,), generator=gen)]
+        loss = _loss(guides(guide_view(to_model_input(images[sel], device), guides.cfg.smallest)), y[sel].to(device))
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    trunk.requires_grad_(False)
 
 
 def fit_guides(opts: GuideOptions, data: CelebA | None = None) -> Path:
@@ -55,25 +86,26 @@ def fit_guides(opts: GuideOptions, data: CelebA | None = None) -> Path:
     torch.manual_seed(opts.seed)
     data = data or opts.load_data(opts.image_size, HEAD_GEOMETRY)
     signed = torch.from_numpy(data.signed_labels(opts.attributes))  # (N, K) +1 / -1 / 0 unknown
-    guides = Guides(GuideConfig(tuple(opts.attributes), opts.image_size, opts.hidden)).to(device)
+    cfg = GuideConfig(tuple(opts.attributes), opts.image_size, opts.hidden, opts.tune_steps > 0, opts.smallest)
+    guides = Guides(cfg).to(device)
     images = data.tensor()
     feats = [_features(guides, images, data.train_idx, device, augment=p > 0) for p in range(opts.passes)]
     train = [torch.cat(level) for level in zip(*feats, strict=True)]
     y = signed[torch.from_numpy(np.tile(data.train_idx, opts.passes))]
-    heads = [p for n, p in guides.named_parameters() if not n.startswith("_net")]
+    heads = [*guides.linear.parameters(), *guides.mlp.parameters()]
     optim = torch.optim.AdamW(heads, 1e-3, weight_decay=1e-3)
     gen = torch.Generator().manual_seed(opts.seed)
     for _ in (bar := tqdm(range(opts.steps), desc="guides", unit="step")):
         sel = torch.randint(0, len(y), (opts.batch,), generator=gen)
         logits = guides.heads([level[sel].to(device) for level in train])  # (2, B, K)
-        target = y[sel].to(device)
-        known = (target != 0).float()
-        bce = F.binary_cross_entropy_with_logits(logits, (target > 0).float().expand_as(logits), reduction="none")
-        loss = (bce * known).sum() / (known.sum() * 2).clamp_min(1)
+        loss = _loss(logits, y[sel].to(device))
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
+    del train, feats
+    if opts.tune_steps:
+        _tune(guides, images, data.train_idx, signed, opts, device)
     guides.eval()
     val = _features(guides, images, data.val_idx, device, augment=False)
     with torch.no_grad():
