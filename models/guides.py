@@ -35,8 +35,6 @@ class GuideConfig:
     image_size: int = 64  # what the heads were fitted at; inputs are resized to it
     hidden: int = 256
     tuned: bool = False  # the trunk was fine-tuned with the heads and is stored with them
-    smallest: float = 0.5  # the view they were fitted on and edits are judged through resamples down to
-    # this share of the side (training/augment.py's `guide_view`)
 
 
 class Guides(nn.Module):
@@ -93,8 +91,7 @@ def load_guides(path: str | Path, device: torch.device | str = "cpu") -> Guides:
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise ValueError(f"{path}: not a guides folder (needs {CONFIG} and {WEIGHTS}; `python -m training guides`)")
     raw = json.loads((path / CONFIG).read_text())["config"]
-    cfg = GuideConfig(tuple(raw["attributes"]), int(raw["image_size"]), int(raw["hidden"]), bool(raw.get("tuned")),
-                      float(raw.get("smallest", 0.5)))  # fmt: skip
+    cfg = GuideConfig(tuple(raw["attributes"]), int(raw["image_size"]), int(raw["hidden"]), bool(raw.get("tuned")))
     guides = Guides(cfg, EfficientNetLite0() if cfg.tuned else None)
     guides.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
     return guides.to(device).eval().requires_grad_(False)

@@ -189,7 +189,7 @@ class EditorTraining:
 
     def guide_logits(self, x: Tensor) -> Tensor:
         """The guides' logits (M, B, K) of an augmented copy of x (training/augment.py's `guide_view`)."""
-        return self.guides(guide_view(x, self.guides.cfg.smallest))[..., self.guide_cols]
+        return self.guides(guide_view(x))[..., self.guide_cols]
 
     def train_step(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> dict[str, float]:
         o, b = self.opts, len(x)

@@ -36,13 +36,10 @@ class GuideOptions(DataOptions):
     tune_steps: int = 0  # then fine-tune the trunk with the heads, end to end, for this many steps
     tune_batch: int = 64
     tune_lr: float = 1e-4  # the trunk's (the heads' is 3x)
-    smallest: float = 0.5  # `guide_view` resamples down to this share of the side (the editor reads it)
 
     def __post_init__(self) -> None:
         if self.passes < 1 or self.steps < 1 or self.batch < 1 or self.tune_steps < 0 or self.tune_batch < 1:
             raise ValueError("need passes, steps, batch and tune_batch >= 1 and tune_steps >= 0")
-        if not 0 < self.smallest <= 1:
-            raise ValueError("smallest must be in (0, 1]")
 
 
 @torch.no_grad()
@@ -51,7 +48,7 @@ def _features(guides: Guides, images: Tensor, idx: np.ndarray, device: torch.dev
     for i in tqdm(range(0, len(idx), 256), desc="guide features", unit="batch", leave=False):
         x = to_model_input(images[torch.from_numpy(idx[i : i + 256])], device)
         if augment:
-            x = guide_view(x, guides.cfg.smallest)
+            x = guide_view(x)
         parts.append([f.float().cpu() for f in guides.features(x)])
     return [torch.cat(level) for level in zip(*parts, strict=True)]
 
@@ -73,7 +70,7 @@ def _tune(guides: Guides, images: Tensor, idx: np.ndarray, y: Tensor, opts: Guid
     gen = torch.Generator().manual_seed(opts.seed + 1)
     for _ in (bar := tqdm(range(opts.tune_steps), desc="tune", unit="step")):
         sel = torch.from_numpy(idx)[torch.randint(0, len(idx), (opts.tune_batch,), generator=gen)]
-        loss = _loss(guides(guide_view(to_model_input(images[sel], device), guides.cfg.smallest)), y[sel].to(device))
+        loss = _loss(guides(guide_view(to_model_input(images[sel], device))), y[sel].to(device))
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
@@ -86,8 +83,7 @@ def fit_guides(opts: GuideOptions, data: CelebA | None = None) -> Path:
     torch.manual_seed(opts.seed)
     data = data or opts.load_data(opts.image_size, HEAD_GEOMETRY)
     signed = torch.from_numpy(data.signed_labels(opts.attributes))  # (N, K) +1 / -1 / 0 unknown
-    cfg = GuideConfig(tuple(opts.attributes), opts.image_size, opts.hidden, opts.tune_steps > 0, opts.smallest)
-    guides = Guides(cfg).to(device)
+    guides = Guides(GuideConfig(tuple(opts.attributes), opts.image_size, opts.hidden, opts.tune_steps > 0)).to(device)
     images = data.tensor()
     feats = [_features(guides, images, data.train_idx, device, augment=p > 0) for p in range(opts.passes)]
     train = [torch.cat(level) for level in zip(*feats, strict=True)]

@@ -53,7 +53,7 @@ def test_guides_load_frozen_and_report_held_out_accuracy(guides: Path) -> None:
     g = load_guides(guides)
     assert g.cfg.attributes == tuple(ATTRS.split(",")) and not any(p.requires_grad for p in g.parameters())
     assert g(torch.zeros(2, 3, 64, 64)).shape == (2, 2, 5)  # any input size; two members
-    assert not g.cfg.tuned and g.cfg.smallest == 0.5
+    assert not g.cfg.tuned
     acc = json.loads((guides / "guides.json").read_text())["held_out_accuracy"]
     assert set(acc) == {"linear", "mlp"} and all(0 <= v <= 1 for v in acc["mlp"].values())
 
@@ -62,10 +62,9 @@ def test_tuned_guides_store_their_trunk_and_load_it_back_frozen(celeba_half: Pat
     out = tmp_path / "g"
     args = ["--data", str(celeba_half), "--cache-dir", str(tmp_path / "c"), "--attributes", ATTRS, "--image-size", "32"]
     assert main(["guides", *args, "--steps", "5", "--passes", "1", "--tune-steps", "3", "--tune-batch", "8",
-                 "--smallest", "0.8", "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
+                 "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
     g = load_guides(out)
     assert g.cfg.tuned and not any(p.requires_grad for p in g.parameters())
-    assert g.cfg.smallest == 0.8  # the view they were fitted on travels with them, for the editor
     wheel = features.load_features().state_dict()
     moved = [n for n, p in g.trunk.state_dict().items() if not torch.equal(p, wheel[n])]
     assert moved  # the stored trunk is the tuned one, not the package's
