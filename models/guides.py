@@ -46,8 +46,8 @@ class Guides(nn.Module):
         k = len(cfg.attributes)
         self.linear = nn.Linear(ATTRIBUTE_FEATURES, k)
         self.mlp = nn.Sequential(nn.Linear(POOLED_FEATURES, cfg.hidden), nn.ReLU(True), nn.Linear(cfg.hidden, k))
-        self._net: list[EfficientNetLite0 | None] = [net]  # outside the module tree: not saved, never trained
-        if cfg.tuned:  # a module: fine-tuned, saved with the heads
+        self._net: list[EfficientNetLite0 | None] = [net]  # the trunk, outside the module tree: not saved
+        if cfg.tuned:  # fine-tuned with the heads: a module, saved with them
             self.trunk = self._net[0] = net or load_features()
 
     @property

@@ -2,7 +2,9 @@
 
 The trunk is frozen, so features are computed once per augmented pass over the training faces
 (`guide_view`, the view the editor's edits are judged through) and the heads are fitted on them with Adam; the
-held-out faces give each member's accuracy per attribute, written into guides.json.
+held-out faces give each member's accuracy per attribute, written into guides.json. With
+`--tune-steps N` the trunk is then fine-tuned with the heads, end to end, on the same view, and is
+stored with them.
 """
 
 from __future__ import annotations
