@@ -83,6 +83,8 @@ class EditorOptions(DataOptions):
     # on a quarter of the batch: the edit must keep what makes the face this person
     cls: float = 2.0  # the frozen guides
     cls_d: float = 2.0  # D's classifier head (AttGAN's C); D fits it on real labels with weight 1
+    cls_fake: float = 0.0  # D's head also fitted on the edits: what an edit was asked to change, it
+    # has not (the face's own label), so the head rejects what the guides accept and no face shows
     margin: float | None = 2.0  # the edit's classification terms are hinges: a changed attribute at this
     # logit, a kept one at 0 (on its side); None: BCE on both, which pulls on what is already seen
     adv: float = 1.0
@@ -231,9 +233,11 @@ class EditorTraining:
         real = x.detach().requires_grad_(lazy)
         with self.amp:
             d_real, real_classes, p_real = self.D.all(diff_augment(real))
-            d_fake, _, p_fake = self.D.all(diff_augment(edit.detach()))
+            d_fake, fake_classes, p_fake = self.D.all(diff_augment(edit.detach()))
             cls_real = classification_loss(real_classes[None], y, known)
             loss_d = F.softplus(-d_real.float()).mean() + F.softplus(d_fake.float()).mean() + cls_real
+            if o.cls_fake > 0:
+                loss_d = loss_d + o.cls_fake * classification_loss(fake_classes[None], y, known * (t != y))
             judged = d_real.float().sum()
             if p_real is not None and p_fake is not None and where is not None:
                 # every patch of a face is real; an edit's patches are fake where it acted

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from torch import Tensor
 
 from models import features
 from models.checkpoint import EditorModel, load_editor, save_editor
@@ -177,6 +178,30 @@ def test_the_cycle_term_is_how_far_an_edit_undone_lands_from_the_face(guides: Pa
     assert "cycle" not in without.train_step(x, y, t, torch.ones_like(y))
     moved = [not torch.equal(p, q) for p, q in zip(with_cycle.G.parameters(), without.G.parameters(), strict=True)]
     assert any(moved)  # the term reaches the editor's weights
+
+
+def test_with_cls_fake_the_discriminator_learns_that_an_edit_has_not_changed_what_it_was_asked(
+    guides: Path, tmp_path: Path
+) -> None:
+    def trained(cls_fake: float) -> Tensor:
+        torch.manual_seed(0)
+        opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32,
+                             width=8, skips=1, batch=4, device="cpu", precision="fp32", cls_fake=cls_fake)  # fmt: skip
+        tr = EditorTraining(opts, torch.device("cpu"))
+        x = torch.rand(4, 3, 32, 32) * 2 - 1
+        y = torch.tensor([[1.0, 0, 0, 1, 0]] * 4)
+        t = torch.tensor([[0.0, 1, 0, 1, 0]] * 4)  # Male taken away, a smile added
+        with torch.no_grad():
+            edit = tr.G.edit(x, t - y)
+        for _ in range(5):
+            tr.train_step(x, y, t, torch.ones_like(y))
+        with torch.no_grad():
+            return tr.D.all(edit)[1]
+
+    edit_with, edit_without = trained(1.0), trained(0.0)
+    # on the edit, D's head now sees the face's own Male and no smile, more than without the term
+    assert float(edit_with[:, 0].mean()) > float(edit_without[:, 0].mean())
+    assert float(edit_with[:, 1].mean()) < float(edit_without[:, 1].mean())
 
 
 def test_patches_weigh_as_far_as_the_edit_covers_them_and_one_patch_around() -> None:
