@@ -83,8 +83,9 @@ class EditorOptions(DataOptions):
     # on a quarter of the batch: the edit must keep what makes the face this person
     cls: float = 2.0  # the frozen guides
     cls_d: float = 2.0  # D's classifier head (AttGAN's C); D fits it on real labels with weight 1
-    cls_fake: float = 0.0  # D's head also fitted on the edits: what an edit was asked to change, it
-    # has not (the face's own label), so the head rejects what the guides accept and no face shows
+    cls_fake: float = 1.0  # D's head also fitted on the edits, with the face's own label for what each
+    # was asked to change: it rejects an edit until it looks like a real face with the attribute;
+    # 0 for the runs before it (MODEL_CARD)
     margin: float | None = 2.0  # the edit's classification terms are hinges: a changed attribute at this
     # logit, a kept one at 0 (on its side); None: BCE on both, which pulls on what is already seen
     adv: float = 1.0
