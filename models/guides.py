@@ -65,6 +65,10 @@ class Guides(nn.Module):
     def heads(self, feats: list[Tensor]) -> Tensor:
         return torch.stack([self.linear(attribute_features(feats)), self.mlp(pooled(feats))])
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The members' own weights (a tuned trunk's are the module's too)."""
+        return [*self.linear.parameters(), *self.mlp.parameters()]
+
     def forward(self, x: Tensor) -> Tensor:
         return self.heads(self.features(x))
 

@@ -66,12 +66,13 @@ def _tune(guides: Guides, images: Tensor, idx: np.ndarray, y: Tensor, opts: Guid
     """Fine-tune the trunk with the heads (fitted first on its frozen features) on the augmented view:
     ImageNet features at 64 px see a smile poorly (MODEL_CARD)."""
     trunk = guides.net.requires_grad_(True)
-    heads = [*guides.linear.parameters(), *guides.mlp.parameters()]
-    groups = [{"params": trunk.parameters(), "lr": opts.tune_lr}, {"params": heads, "lr": 3 * opts.tune_lr}]
+    groups = [{"params": trunk.parameters(), "lr": opts.tune_lr},
+              {"params": guides.head_parameters(), "lr": 3 * opts.tune_lr}]  # fmt: skip
     optim = torch.optim.AdamW(groups, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(opts.seed + 1)
+    faces = torch.from_numpy(idx)
     for _ in (bar := tqdm(range(opts.tune_steps), desc="tune", unit="step")):
-        sel = torch.from_numpy(idx)[torch.randint(0, len(idx), (opts.tune_batch,), generator=gen)]
+        sel = faces[torch.randint(0, len(faces), (opts.tune_batch,), generator=gen)]
         loss = _loss(guides(guide_view(to_model_input(images[sel], device))), y[sel].to(device))
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -90,8 +91,7 @@ def fit_guides(opts: GuideOptions, data: CelebA | None = None) -> Path:
     feats = [_features(guides, images, data.train_idx, device, augment=p > 0) for p in range(opts.passes)]
     train = [torch.cat(level) for level in zip(*feats, strict=True)]
     y = signed[torch.from_numpy(np.tile(data.train_idx, opts.passes))]
-    heads = [*guides.linear.parameters(), *guides.mlp.parameters()]
-    optim = torch.optim.AdamW(heads, 1e-3, weight_decay=1e-3)
+    optim = torch.optim.AdamW(guides.head_parameters(), 1e-3, weight_decay=1e-3)
     gen = torch.Generator().manual_seed(opts.seed)
     for _ in (bar := tqdm(range(opts.steps), desc="guides", unit="step")):
         sel = torch.randint(0, len(y), (opts.batch,), generator=gen)
