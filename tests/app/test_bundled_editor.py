@@ -1,4 +1,4 @@
-"""End to end on the bundled editor (checkpoints/editor64, the card's v6): real photos in, each
+"""End to end on the bundled editor (checkpoints/editor64, the card's v10): real photos in, each
 edit confined to its attribute's place, strength 1 what calibration chose."""
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def test_each_edit_of_a_real_photo_stays_in_its_place(
     r = client.post("/edit", params={"latent_id": body["latent_id"], "attribute": attribute, "paste": False})
     assert r.status_code == 200, r.text
     changed = np.abs(_pixels(r.content) - crop).max(2) > 0
-    k = model.cfg.attributes.index(attribute)
-    places = attribute_regions(model.cfg.attributes, model.cfg.image_size).numpy()[:, k, 0]  # added, removed
+    cfg = model.cfg
+    k = cfg.attributes.index(attribute)
+    places = attribute_regions(cfg.attributes, cfg.image_size, cfg.cheeks).numpy()[:, k, 0]  # added, removed
     assert changed.sum() > 20  # a visible edit
     assert not (changed & (places.max(0) == 0)).any()  # and nothing outside the attribute's place moved

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import Tensor
 
 from models import features
@@ -219,7 +220,7 @@ def test_a_run_with_patch_realism_starts_from_an_editor_without_the_patch_head(g
     torch.manual_seed(0)
     opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
                          skips=1, batch=4, device="cpu", out=tmp_path / "run")  # fmt: skip
-    old_cfg = replace(opts.config(), d_patch=False, cheeks=False, neutral=())  # as the bundled v6
+    old_cfg = replace(opts.config(), d_patch=False, cheeks=False, neutral=())  # as v6
     old = EditorModel(old_cfg, EditNet(old_cfg), EditorDiscriminator(old_cfg), meta={"training": {"kimg": 5.0}})
     save_editor(tmp_path / "old", old)
     tr = EditorTraining(opts, torch.device("cpu"))
@@ -304,6 +305,16 @@ def test_the_curve_calibration_and_photo_comparison_judge_the_editor_and_a_dcgan
                  "--out", str(calibrated)]) == 0  # fmt: skip
     model = load_editor(calibrated)
     assert set(model.calibrations) == {"Male", "Smiling"} and model.scale("Male") in (1.0, 2.0)
+    export, shipped = [sys.executable, str(REPO / "scripts" / "export_checkpoint.py")], tmp_path / "shipped"
+    refused = subprocess.run([*export, str(run / "checkpoint"), str(shipped)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "editor-calibrate" in refused.stderr and not shipped.exists()
+    subprocess.run([*export, str(calibrated), str(shipped)], check=True, timeout=300)
+    weights = load_file(shipped / "model.safetensors")
+    assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
+    small = load_editor(shipped)
+    assert small.calibrations == model.calibrations and "CelebA" in small.meta["license"] and small.D is not None
+    x, d = torch.rand(2, 3, 32, 32) * 2 - 1, torch.eye(2, len(model.cfg.attributes))
+    assert torch.allclose(small.G(x, d)[0], model.G(x, d)[0], atol=0.02)  # the same edits, in half the bytes
     out = tmp_path / "photos" / "report.json"
     both = f"{calibrated},{tiny_checkpoint}"
     assert main(["compare-photos", *common, "--checkpoints", both, "--classifier", str(clf), "--per-kind", "1",
