@@ -5,7 +5,7 @@ EMA + D, calibrated (`python -m training editor-calibrate`).
 
     python scripts/export_checkpoint.py runs/00003-encoder-.../checkpoint checkpoints/celeba64 \
         --default-strength 1.5 --report report.json
-    python scripts/export_checkpoint.py runs/eval/editor64-cal checkpoints/editor64
+    python scripts/export_checkpoint.py runs/editor64-cal checkpoints/editor64
 """
 
 from __future__ import annotations
