@@ -76,6 +76,9 @@ class EditorOptions(DataOptions):
     # NEUTRAL (glasses' rims dark, not blue: MODEL_CARD) where the run edits them; "" for none
     batch: int = 32
     lr: float = 2e-4
+    decay_kimg: float | None = None  # from here both learning rates fall linearly to 0 at `kimg` (CycleGAN's
+    # schedule; AttGAN and STGAN divide theirs by 10 late); None: constant. A function of the images seen,
+    # so `--resume` keeps to it
     kimg: float = 1000.0
     minutes: float | None = None  # wall-clock limit of this invocation (a snapshot is written first)
     rec: float = 20.0
@@ -104,6 +107,8 @@ class EditorOptions(DataOptions):
             raise ValueError("need batch >= 2, kimg > 0, snapshot_kimg > 0, flips > 0")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError("minutes must be > 0")
+        if self.decay_kimg is not None and not 0 <= self.decay_kimg < self.kimg:
+            raise ValueError("decay_kimg must lie in [0, kimg)")
         self.config()  # validates
 
     def config(self) -> EditorConfig:
@@ -190,6 +195,14 @@ class EditorTraining:
         self.images = 0  # faces seen, whatever the batch size of the runs before
         self.spent = {"cpu_seconds": 0.0, "gpu_seconds": 0.0}  # of this run and the runs it started from
 
+    def learning_rate(self) -> float:
+        """`lr`, or past `decay_kimg` its linear fall to 0 at `kimg`, for the images seen so far."""
+        o = self.opts
+        if o.decay_kimg is None:
+            return o.lr
+        kimg = self.images / 1000
+        return o.lr * min(1.0, max(0.0, (o.kimg - kimg) / (o.kimg - o.decay_kimg)))
+
     def guide_logits(self, x: Tensor) -> Tensor:
         """The guides' logits (M, B, K) of an augmented copy of x (training/augment.py's `guide_view`)."""
         return self.guides(guide_view(x))[..., self.guide_cols]
@@ -197,6 +210,10 @@ class EditorTraining:
     def train_step(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> dict[str, float]:
         o, b = self.opts, len(x)
         r = max(1, b // 4)  # the faces that also reconstruct
+        lr = self.learning_rate()  # set on every step: a resumed optimiser brings back the lr it saved
+        for optim in self.optims.values():
+            for group in optim.param_groups:
+                group["lr"] = lr
         margin = None if o.margin is None else o.margin * (t != y).float()
         # --- G: the edit satisfies the guides and D with a small mask; no edit draws x back
         self.D.requires_grad_(False)
@@ -295,9 +312,10 @@ class EditorTraining:
         self.spent = json.loads(meta.get("spent", "{}")) or {"cpu_seconds": float(meta["seconds"]), "gpu_seconds": 0.0}
         return json.loads(meta["history"]), float(meta["seconds"])
 
-    def load_init(self, path: Path) -> None:
+    def load_init(self, path: Path) -> str:
         """Start from an editor checkpoint: G and its EMA from its G, D from its D (when it has one);
-        the images and compute it cost carry on, the optimisers start fresh."""
+        the images and compute it cost carry on, the optimisers start fresh. Says what carried over:
+        a snapshot (`snapshots/step-N`) holds G alone, and a fresh D costs the run (MODEL_CARD)."""
         model = load_editor(path)
         c = self.cfg  # places and hues are rebuilt from the config, and a missing patch head starts fresh
         if replace(model.cfg, d_patch=c.d_patch, cheeks=c.cheeks, neutral=c.neutral) != c:
@@ -311,6 +329,9 @@ class EditorTraining:
         t = model.meta.get("training", {})
         self.images = round(float(t.get("kimg", 0.0)) * 1000)
         self.spent = {k: float(t.get(k, 0.0)) for k in self.spent}
+        if model.D is None:
+            return "the editor only: it holds no discriminator, so D starts fresh (a run's checkpoint/ holds one)"
+        return "the editor and its discriminator"
 
     def count_flops(self, x: Tensor, y: Tensor, t: Tensor, known: Tensor) -> tuple[dict[str, float], float]:
         """One training step (it trains, like any other), and its floating-point operations per image."""
@@ -364,8 +385,8 @@ def train_editor(opts: EditorOptions, data: CelebA | None = None) -> Path:
         history, seconds = tr.load_resume(resume)
         print(f"resumed {run} at step {tr.step} ({tr.images / 1000:.1f} kimg)")
     elif opts.init is not None:
-        tr.load_init(opts.init)
-        print(f"started from {opts.init} ({tr.images / 1000:.1f} kimg)")
+        carried = tr.load_init(opts.init)
+        print(f"started from {opts.init} ({tr.images / 1000:.1f} kimg): {carried}")
     (run / "options.json").write_text(json.dumps(jsonable(opts), indent=2) + "\n")
     names = tuple(opts.attributes)
     signed = torch.from_numpy(data.signed_labels(names))

@@ -205,6 +205,31 @@ def test_with_cls_fake_the_discriminator_learns_that_an_edit_has_not_changed_wha
     assert float(edit_with[:, 1].mean()) < float(edit_without[:, 1].mean())
 
 
+def test_past_decay_kimg_both_learning_rates_fall_to_zero_at_kimg_whatever_a_resumed_optimiser_held(
+    guides: Path, tmp_path: Path
+) -> None:
+    opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
+                         skips=1, batch=4, device="cpu", precision="fp32",
+                         lr=1e-3, kimg=0.016, decay_kimg=0.008)  # fmt: skip
+    tr = EditorTraining(opts, torch.device("cpu"))
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = torch.tensor([[1.0, 0, 0, 1, 0]] * 4)
+    t = torch.tensor([[0.0, 1, 0, 1, 0]] * 4)
+    seen = []
+    for images in (0, 8, 12, 16):
+        tr.images = images
+        for optim in tr.optims.values():
+            optim.param_groups[0]["lr"] = 1.0  # what a resumed optimiser's state may bring back
+        before = [p.detach().clone() for p in tr.G.parameters()]
+        tr.train_step(x, y, t, torch.ones_like(y))
+        seen.append([optim.param_groups[0]["lr"] for optim in tr.optims.values()])
+        moved = any(not torch.equal(p, q) for p, q in zip(tr.G.parameters(), before, strict=True))
+        assert moved == (images < 16)
+    assert seen == [[1e-3, 1e-3], [1e-3, 1e-3], [pytest.approx(5e-4)] * 2, [0.0, 0.0]]
+    with pytest.raises(ValueError, match="decay_kimg"):
+        replace(opts, decay_kimg=0.016)
+
+
 def test_patches_weigh_as_far_as_the_edit_covers_them_and_one_patch_around() -> None:
     mask = torch.zeros(2, 1, 32, 32)
     mask[0, :, 26:, 26:] = 1.0  # the bottom-right corner of a 4 x 4 grid of 8-pixel patches
@@ -216,7 +241,9 @@ def test_patches_weigh_as_far_as_the_edit_covers_them_and_one_patch_around() -> 
     assert float(weighted_mean(v, where)) == pytest.approx(float((v[0, 2:, 2:]).mean()))
 
 
-def test_a_run_with_patch_realism_starts_from_an_editor_without_the_patch_head(guides: Path, tmp_path: Path) -> None:
+def test_a_run_starts_from_an_editor_without_the_patch_head_and_says_when_d_starts_fresh(
+    guides: Path, tmp_path: Path
+) -> None:
     torch.manual_seed(0)
     opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
                          skips=1, batch=4, device="cpu", out=tmp_path / "run")  # fmt: skip
@@ -224,10 +251,12 @@ def test_a_run_with_patch_realism_starts_from_an_editor_without_the_patch_head(g
     old = EditorModel(old_cfg, EditNet(old_cfg), EditorDiscriminator(old_cfg), meta={"training": {"kimg": 5.0}})
     save_editor(tmp_path / "old", old)
     tr = EditorTraining(opts, torch.device("cpu"))
-    tr.load_init(tmp_path / "old")
+    assert tr.load_init(tmp_path / "old") == "the editor and its discriminator"
     assert tr.images == 5000 and tr.D.patch is not None
     for k, v in old.D.state_dict().items():
         assert torch.equal(tr.D.state_dict()[k], v), k  # the trunk and heads carry over; the patch head is new
+    save_editor(tmp_path / "snapshot", EditorModel(old_cfg, old.G, meta={"training": {"kimg": 5.0}}))
+    assert "D starts fresh" in EditorTraining(opts, torch.device("cpu")).load_init(tmp_path / "snapshot")
     other = replace(old_cfg, width=16)
     save_editor(tmp_path / "other", EditorModel(other, EditNet(other), EditorDiscriminator(other)))
     with pytest.raises(ValueError, match="another shape"):
