@@ -155,6 +155,23 @@ def classification_loss(logits: Tensor, target: Tensor, known: Tensor, margin: T
     return (per * known).sum((0, 2)).mean() / logits.shape[0]
 
 
+def with_new_skips(old: dict[str, Tensor], new: dict[str, Tensor]) -> dict[str, Tensor]:
+    """An editor's weights for the same editor with more skip connections, drawing what it drew: a
+    layer that gains a skip reads [h, skip, d] where it read [h, d] (models/editnet.py), and the skip
+    has h's channels, so its weights are inserted as zeros after h's (function-preserving, as Net2Net
+    widens): the run starts from the old editor's edits and learns to use the finer scale."""
+    out = {}
+    for k, w in old.items():
+        target = new[k].shape
+        if w.shape != target:
+            c = target[1] - w.shape[1]  # the skip's channels, which are h's
+            if w.dim() != 4 or w.shape[0] != target[0] or w.shape[1] < c:
+                raise ValueError(f"{k}: {tuple(w.shape)} does not grow into {tuple(target)} by a skip")
+            w = torch.cat([w[:, :c], w.new_zeros(w.shape[0], c, *w.shape[2:]), w[:, c:]], 1)
+        out[k] = w
+    return out
+
+
 def edited_patches(mask: Tensor, grid: int) -> Tensor:
     """(B, grid, grid): how much of each patch the edit's mask (B, 1, S, S) covers, spread by one patch
     each way (DiffAugment's translation moves a face by up to S/8, one patch of an S/8 grid)."""
@@ -318,10 +335,13 @@ class EditorTraining:
         a snapshot (`snapshots/step-N`) holds G alone, and a fresh D costs the run (MODEL_CARD)."""
         model = load_editor(path)
         c = self.cfg  # places and hues are rebuilt from the config, and a missing patch head starts fresh
-        if replace(model.cfg, d_patch=c.d_patch, cheeks=c.cheeks, neutral=c.neutral) != c:
+        if replace(model.cfg, d_patch=c.d_patch, cheeks=c.cheeks, neutral=c.neutral, skips=c.skips) != c or (
+            model.cfg.skips > c.skips
+        ):
             raise ValueError(f"{path} is an editor of another shape ({model.cfg}) than this run's ({self.cfg})")
-        self.G.load_state_dict(model.G.state_dict())
-        self.G_ema.load_state_dict(model.G.state_dict())
+        state = with_new_skips(model.G.state_dict(), self.G.state_dict())
+        self.G.load_state_dict(state)
+        self.G_ema.load_state_dict(state)
         if model.D is not None:  # a D without the patch head gives its trunk; the head starts fresh
             missing, unexpected = self.D.load_state_dict(model.D.state_dict(), strict=False)
             if unexpected or any(not k.startswith("patch.") for k in missing):

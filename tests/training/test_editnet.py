@@ -263,6 +263,31 @@ def test_a_run_starts_from_an_editor_without_the_patch_head_and_says_when_d_star
         tr.load_init(tmp_path / "other")
 
 
+def test_a_run_with_one_skip_more_starts_from_an_editor_drawing_exactly_its_edits(guides: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
+                         skips=2, batch=4, device="cpu", precision="fp32", channels_last=False)  # fmt: skip
+    old_cfg = replace(opts.config(), skips=0)
+    old = EditNet(old_cfg).eval()
+    with torch.no_grad():
+        for p in old.parameters():
+            p.normal_(0, 0.3)  # not the identity it starts as: an editor that edits
+    save_editor(tmp_path / "old", EditorModel(old_cfg, old, EditorDiscriminator(old_cfg)))
+    tr = EditorTraining(opts, torch.device("cpu"))
+    tr.load_init(tmp_path / "old")
+    x, d = torch.rand(3, 3, 32, 32) * 2 - 1, torch.tensor([[1.0, 0, 0, 0, 0], [0, -1, 0, 0, 0], [0, 0, 1, -1, 0]])
+    with torch.no_grad():
+        before, after = old.draw(x, d), tr.G.eval().draw(x, d)
+    assert float((before[0] - x).abs().mean()) > 0.05  # the old editor changes the face
+    for a, b in zip(before, after, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    skip_weights = tr.G.head[1].weight[:, 8:16]  # the 16 x 16 scale's skip into the head: new, zero
+    assert skip_weights.shape[1] == 8 and not skip_weights.any()
+    save_editor(tmp_path / "more", EditorModel(opts.config(), tr.G, tr.D))
+    with pytest.raises(ValueError, match="another shape"):  # a run does not drop skips
+        EditorTraining(replace(opts, skips=1), torch.device("cpu")).load_init(tmp_path / "more")
+
+
 def test_a_change_pasted_into_the_photo_moves_only_where_the_crop_changed() -> None:
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)
