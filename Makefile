@@ -29,6 +29,7 @@ system-deps:
 
 test: install system-deps
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy models training app worker
 	$(PY) -m pytest
 

@@ -195,8 +195,13 @@ def editor_curve(opts: EditorCurveOptions) -> Path:
             t = model.meta["training"]
             points = {str(s): editor_point(model, ys, cols, s) for s in opts.strengths}
             report["editor"].append(
-                {"snapshot": snap.name, "kimg": t["kimg"], "cpu_minutes": t["cpu_seconds"] / 60, "points": points,
-                 "mean": {s: _mean(p) for s, p in points.items()}}  # fmt: skip
+                {
+                    "snapshot": snap.name,
+                    "kimg": t["kimg"],
+                    "cpu_minutes": t["cpu_seconds"] / 60,
+                    "points": points,
+                    "mean": {s: _mean(p) for s, p in points.items()},
+                }
             )
     if opts.dcgan is not None:
         points = {str(s): dcgan_point(opts.dcgan, ys, tuple(opts.attributes), s, opts.refine_steps)
@@ -317,8 +322,10 @@ def editor_calibrate(opts: EditorCalibrateOptions) -> Path:
     model.meta["calibration_faces"] = len(idx)
     save_editor(opts.out, model)
     for a, cal in model.calibrations.items():
-        print(f"{a}: strength 1 = difference {model.scale(a)} adding, {model.scale(a, remove=True)} removing "
-              f"(reached {cal.reached:.2f}, same person {cal.same_person:.2f})")
+        print(
+            f"{a}: strength 1 = difference {model.scale(a)} adding, {model.scale(a, remove=True)} removing "
+            f"(reached {cal.reached:.2f}, same person {cal.same_person:.2f})"
+        )
     return Path(opts.out)
 
 

@@ -109,9 +109,7 @@ def test_deleting_an_upload_leaves_nothing_of_it_in_redis(
     assert api.post("/edit", params={"latent_id": other, "attribute": "Smiling"}).status_code == 200
 
 
-def test_a_cancelled_queued_job_never_runs_on_a_celery_worker(
-    api: TestClient, workers: Workers, photos: Path
-) -> None:
+def test_a_cancelled_queued_job_never_runs_on_a_celery_worker(api: TestClient, workers: Workers, photos: Path) -> None:
     lid = _encode(api, photos)
     early = _job(api, lid, 5)  # no worker yet: it waits in the queue, and misses the revoke
     assert api.delete(f"/jobs/{early}").json()["status"] == "cancelled"

@@ -183,6 +183,7 @@ class OptimizedEditJobs:
 
 def run_optimized_edit(job_id: str, store: Store, engine: AnyEngine, settings: CoreSettings) -> None:
     """Run one delivery of an optimised-edit job (the Celery task and the local pool both call it)."""
+
     def work(running: Running) -> bytes:
         if isinstance(engine, EditNetEngine):
             return editor_optimized_edit(running, store, engine, settings)

@@ -67,9 +67,7 @@ def test_ready_and_metrics_report_the_limit(make_client: Any) -> None:
     baseline = client.app.state.service.memory.baseline_bytes
     assert 0 < baseline < limit
     assert ready["photo_memory_bytes"] + ready["face_cache_bytes"] + ready["memory_store_bytes"] + baseline < limit
-    metrics = dict(
-        line.rsplit(" ", 1) for line in client.get("/metrics").text.splitlines() if not line.startswith("#")
-    )
+    metrics = dict(line.rsplit(" ", 1) for line in client.get("/metrics").text.splitlines() if not line.startswith("#"))
     assert float(metrics["faceedit_memory_limit_bytes"]) == limit
     assert float(metrics['faceedit_memory_cap_bytes{part="photos"}']) == ready["photo_memory_bytes"]
     assert 'faceedit_memory_used_bytes{part="face_cache"}' in metrics
