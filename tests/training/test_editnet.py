@@ -35,7 +35,7 @@ from training.editnet import (
     edited_patches,
     weighted_mean,
 )
-from training.editor_curve import calibration_of, choose_scale, paste_change
+from training.editor_curve import calibration_of, choose_scale, colour_shift, paste_change
 
 REPO = Path(__file__).resolve().parents[2]
 ATTRS = "Male,Smiling,Blond_Hair,Black_Hair,Brown_Hair"
@@ -314,6 +314,23 @@ def test_strength_one_is_the_first_scale_that_reaches_while_keeping_the_people()
     assert choose_scale(p) == 0.5  # nothing keeps them: the shortest
 
 
+def test_a_step_that_washes_the_face_in_a_colour_is_not_strength_one_of_an_attribute_that_is_not_one() -> None:
+    rng = np.random.default_rng(0)
+    faces = rng.integers(60, 200, (4, 64, 64, 3), dtype=np.uint8)
+    red = faces.copy()
+    red[:, 8:56, 8:56, 0] = np.minimum(255, red[:, 8:56, 8:56, 0].astype(int) + 60)  # the face washed red
+    frames = faces.copy()
+    frames[:, 24:30, 16:48] = 20  # dark rims: lightness, not colour
+    border = faces.copy()
+    border[:, :8] = [255, 0, 0]  # outside the face
+    assert (colour_shift(faces, red) > 15).all()
+    assert (colour_shift(faces, frames) < 3).all() and not colour_shift(faces, border).any()
+    p = {1.0: {"reached": 0.5, "same_person": 1.0, "colour_shift": 6.0},
+         3.0: {"reached": 0.9, "same_person": 0.96, "colour_shift": 19.0}}  # fmt: skip
+    assert choose_scale(p) == 3.0 and choose_scale(p, colour_limit=10.0) == 1.0
+    assert calibration_of(p, by_side=False, colour_limit=10.0).scale == 1.0
+
+
 def test_adding_and_taking_away_get_their_own_strength_one_when_both_sides_have_faces() -> None:
     def point(add: tuple[float, float], remove: tuple[float, float], n_remove: int) -> dict[str, Any]:
         sides = {"added": {"reached": add[0], "same_person": add[1], "faces": 100 - n_remove},
@@ -359,6 +376,9 @@ def test_the_curve_calibration_and_photo_comparison_judge_the_editor_and_a_dcgan
                  "--out", str(calibrated)]) == 0  # fmt: skip
     model = load_editor(calibrated)
     assert set(model.calibrations) == {"Male", "Smiling"} and model.scale("Male") in (1.0, 2.0)
+    for point in model.meta["calibration_table"]["Male"].values():  # each step's colour, its worse side's
+        sides = [point[side]["colour_shift"] for side in ("added", "removed") if side in point]
+        assert sides and point["colour_shift"] == max(sides) >= 0
     export, shipped = [sys.executable, str(REPO / "scripts" / "export_checkpoint.py")], tmp_path / "shipped"
     refused = subprocess.run([*export, str(run / "checkpoint"), str(shipped)], capture_output=True, text=True)
     assert refused.returncode != 0 and "editor-calibrate" in refused.stderr and not shipped.exists()
