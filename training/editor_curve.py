@@ -149,8 +149,9 @@ def colour_shift(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     def mean_ab(crops: np.ndarray) -> np.ndarray:
         q = crops.shape[1] // 4
         centre = np.ascontiguousarray(crops[:, q:-q, q:-q])
-        lab = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2LAB).astype(np.float32) for c in centre])
-        return lab[..., 1:].mean((1, 2))
+        n, h, w, _ = centre.shape
+        lab = cv2.cvtColor(centre.reshape(n * h, w, 3), cv2.COLOR_RGB2LAB).reshape(n, h, w, 3)  # per pixel
+        return lab[..., 1:].astype(np.float32).mean((1, 2))
 
     return np.linalg.norm(mean_ab(after) - mean_ab(before), axis=1)
 

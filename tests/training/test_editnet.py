@@ -42,6 +42,13 @@ ATTRS = "Male,Smiling,Blond_Hair,Black_Hair,Brown_Hair"
 TINY = ["--image-size", "32", "--width", "8", "--skips", "1", "--batch", "4", "--device", "cpu", "--attributes", ATTRS]
 
 
+def tiny_options(guides: Path, tmp_path: Path, **changes: Any) -> EditorOptions:
+    """TINY's editor as options, in fp32, for tests that drive EditorTraining directly."""
+    tiny = dict(attributes=tuple(ATTRS.split(",")), image_size=32, width=8, skips=1, batch=4, device="cpu",
+                precision="fp32")  # fmt: skip
+    return EditorOptions(data=tmp_path, guides=guides, **{**tiny, **changes})
+
+
 @pytest.fixture(scope="module")
 def guides(celeba_half: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("guides") / "g"
@@ -159,8 +166,7 @@ def test_the_editor_trains_snapshots_and_resumes(celeba_half: Path, guides: Path
 def test_the_cycle_term_is_how_far_an_edit_undone_lands_from_the_face(guides: Path, tmp_path: Path) -> None:
     def training(cycle: float) -> EditorTraining:
         torch.manual_seed(0)
-        opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32,
-                             width=8, skips=1, batch=4, device="cpu", precision="fp32", cycle=cycle)  # fmt: skip
+        opts = tiny_options(guides, tmp_path, cycle=cycle)
         tr = EditorTraining(opts, torch.device("cpu"))
         with torch.no_grad():
             tr.G.head[3].bias[3:].fill_(3.0)  # an open mask
@@ -186,8 +192,7 @@ def test_with_cls_fake_the_discriminator_learns_that_an_edit_has_not_changed_wha
 ) -> None:
     def trained(cls_fake: float) -> Tensor:
         torch.manual_seed(0)
-        opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32,
-                             width=8, skips=1, batch=4, device="cpu", precision="fp32", cls_fake=cls_fake)  # fmt: skip
+        opts = tiny_options(guides, tmp_path, cls_fake=cls_fake)
         tr = EditorTraining(opts, torch.device("cpu"))
         x = torch.rand(4, 3, 32, 32) * 2 - 1
         y = torch.tensor([[1.0, 0, 0, 1, 0]] * 4)
@@ -208,9 +213,7 @@ def test_with_cls_fake_the_discriminator_learns_that_an_edit_has_not_changed_wha
 def test_past_decay_kimg_both_learning_rates_fall_to_zero_at_kimg_whatever_a_resumed_optimiser_held(
     guides: Path, tmp_path: Path
 ) -> None:
-    opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
-                         skips=1, batch=4, device="cpu", precision="fp32",
-                         lr=1e-3, kimg=0.016, decay_kimg=0.008)  # fmt: skip
+    opts = tiny_options(guides, tmp_path, lr=1e-3, kimg=0.016, decay_kimg=0.008)
     tr = EditorTraining(opts, torch.device("cpu"))
     x = torch.rand(4, 3, 32, 32) * 2 - 1
     y = torch.tensor([[1.0, 0, 0, 1, 0]] * 4)
@@ -245,8 +248,7 @@ def test_a_run_starts_from_an_editor_without_the_patch_head_and_says_when_d_star
     guides: Path, tmp_path: Path
 ) -> None:
     torch.manual_seed(0)
-    opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
-                         skips=1, batch=4, device="cpu", out=tmp_path / "run")  # fmt: skip
+    opts = tiny_options(guides, tmp_path, out=tmp_path / "run")
     old_cfg = replace(opts.config(), d_patch=False, cheeks=False, neutral=())  # as v6
     old = EditorModel(old_cfg, EditNet(old_cfg), EditorDiscriminator(old_cfg), meta={"training": {"kimg": 5.0}})
     save_editor(tmp_path / "old", old)
@@ -265,8 +267,7 @@ def test_a_run_starts_from_an_editor_without_the_patch_head_and_says_when_d_star
 
 def test_a_run_with_one_skip_more_starts_from_an_editor_drawing_exactly_its_edits(guides: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    opts = EditorOptions(data=tmp_path, guides=guides, attributes=tuple(ATTRS.split(",")), image_size=32, width=8,
-                         skips=2, batch=4, device="cpu", precision="fp32", channels_last=False)  # fmt: skip
+    opts = tiny_options(guides, tmp_path, skips=2, channels_last=False)
     old_cfg = replace(opts.config(), skips=0)
     old = EditNet(old_cfg).eval()
     with torch.no_grad():
