@@ -359,9 +359,20 @@ def editor_calibrate(opts: EditorCalibrateOptions) -> Path:
     for a, cal in model.calibrations.items():
         print(
             f"{a}: strength 1 = difference {model.scale(a)} adding, {model.scale(a, remove=True)} removing "
-            f"(reached {cal.reached:.2f}, same person {cal.same_person:.2f})"
+            f"(reached {cal.reached:.2f}, same person {cal.same_person:.2f}, "
+            f"colour shift {chosen_colour_shift(table[a], cal):.1f})"
         )
+    shares = np.array([(c.reached, c.same_person) for c in model.calibrations.values()], dtype=float)
+    print(f"mean of {len(shares)}: reached {shares[:, 0].mean():.3f}, same person {shares[:, 1].mean():.3f}")
     return Path(opts.out)
+
+
+def chosen_colour_shift(points: dict[float, dict[str, Any]], cal: EditorCalibration) -> float:
+    """How far strength 1 moves the face's colour: at its one step, or the worse of each side's at its own."""
+    if cal.remove_scale is None:
+        return float(points[cal.scale].get("colour_shift", 0.0))
+    sides = (points[cal.scale].get("added", {}), points[cal.remove_scale].get("removed", {}))
+    return max(float(side.get("colour_shift", 0.0)) for side in sides)
 
 
 def calibration_of(

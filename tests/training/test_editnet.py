@@ -355,7 +355,7 @@ def test_adding_and_taking_away_get_their_own_strength_one_when_both_sides_have_
 
 @pytest.mark.skipif(not identity.available(), reason="needs the identity judge (pip install -e '.[identity]')")
 def test_the_curve_calibration_and_photo_comparison_judge_the_editor_and_a_dcgan_alike(
-    celeba_half: Path, guides: Path, tiny_checkpoint: Path, tmp_path: Path
+    celeba_half: Path, guides: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     common = ["--data", str(celeba_half), "--cache-dir", str(tmp_path / "cache")]
     run = tmp_path / "run"
@@ -377,6 +377,10 @@ def test_the_curve_calibration_and_photo_comparison_judge_the_editor_and_a_dcgan
                  "--out", str(calibrated)]) == 0  # fmt: skip
     model = load_editor(calibrated)
     assert set(model.calibrations) == {"Male", "Smiling"} and model.scale("Male") in (1.0, 2.0)
+    said = capsys.readouterr().out  # each step chosen, with its colour shift, and the mean of the attributes
+    male = model.meta["calibration_table"]["Male"][str(model.scale("Male"))]
+    assert f"Male: strength 1 = difference {model.scale('Male')} " in said
+    assert f"colour shift {male['colour_shift']:.1f})" in said and "mean of 2: reached " in said
     for point in model.meta["calibration_table"]["Male"].values():  # each step's colour, its worse side's
         sides = [point[side]["colour_shift"] for side in ("added", "removed") if side in point]
         assert sides and point["colour_shift"] == max(sides) >= 0
