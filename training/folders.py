@@ -60,7 +60,10 @@ class DataOptions:
     data: Path
     max_images: int | None = None
     val_fraction: float = 0.1
-    seed: int = 0
+    seed: int = 0  # the run's own randomness (init, batches, targets); not which people are held out
+    # Which people are held out: one split for every run and every judge, so a run with another --seed
+    # is never judged on faces it trained on
+    split_seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 where the hardware runs it natively (CUDA, AVX512-BF16/AMX CPUs)
     cache_dir: Path | None = None
@@ -72,8 +75,8 @@ class DataOptions:
     def load_data(self, image_size: int, geometry: FaceGeometry = CELEBA) -> CelebA:
         if self.folders or self.align or not (Path(self.data) / IMAGE_DIR).is_dir():
             return load_folders([Path(self.data), *self.folders], image_size, self.max_images,
-                                self.val_fraction, self.seed, self.cache_dir, geometry)  # fmt: skip
-        return load_celeba(self.data, image_size, self.max_images, self.val_fraction, self.seed, self.cache_dir,
+                                self.val_fraction, self.split_seed, self.cache_dir, geometry)  # fmt: skip
+        return load_celeba(self.data, image_size, self.max_images, self.val_fraction, self.split_seed, self.cache_dir,
                            geometry=geometry)  # fmt: skip
 
 

@@ -91,7 +91,7 @@ def pack_sets(opts: PackOptions) -> Path:
         s = align_folder(
             root, opts.image_size, geometry, cache_dir=opts.cache_dir, max_images=opts.max_images, workers=opts.workers
         )
-        train, _ = split_set(s, opts.val_fraction, opts.seed)
+        train, _ = split_set(s, opts.val_fraction, opts.split_seed)
         if opts.max_faces is not None and len(train) > opts.max_faces:
             train = np.sort(rng.choice(train, opts.max_faces, replace=False))
         nbytes = write_pack(s.take(train), Path(opts.out) / root.name, opts.quality, geometry)

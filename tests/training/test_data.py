@@ -8,6 +8,7 @@ import torch
 
 from tests.conftest import CELEBA_ATTRIBUTES, SHARED
 from training.data import CelebAFormatError, batches, load_celeba, read_attributes, to_model_input
+from training.folders import DataOptions
 
 
 @pytest.mark.parametrize("fixture", ["celeba_half", "celeba_full"])
@@ -34,6 +35,18 @@ def test_split_is_disjoint_by_identity(celeba_half: Path, cache_dir: Path) -> No
     data = load_celeba(celeba_half, 64, val_fraction=0.25, cache_dir=cache_dir, workers=1)
     assert data.identities is not None
     assert not set(data.identities[data.train_idx]) & set(data.identities[data.val_idx])
+
+
+def test_a_runs_seed_does_not_change_who_is_held_out(celeba_half: Path, cache_dir: Path) -> None:
+    """--seed is a run's randomness; the held-out people follow split_seed alone, so a run with another
+    seed is judged (at the default split) only on faces it never trained on."""
+
+    def val(seed: int = 0, split_seed: int = 0) -> set[int]:
+        opts = DataOptions(data=celeba_half, cache_dir=cache_dir, seed=seed, split_seed=split_seed)
+        return set(opts.load_data(64).val_idx.tolist())
+
+    assert val(seed=1) == val(seed=0) == val(seed=7, split_seed=0)
+    assert val(split_seed=1) != val(split_seed=0)
 
 
 def test_cache_is_reused(celeba_half: Path, cache_dir: Path) -> None:
