@@ -370,9 +370,8 @@ def editor_calibrate(opts: EditorCalibrateOptions) -> Path:
 def chosen_colour_shift(points: dict[float, dict[str, Any]], cal: EditorCalibration) -> float:
     """How far strength 1 moves the face's colour: at its one step, or the worse of each side's at its own."""
     if cal.remove_scale is None:
-        return float(points[cal.scale].get("colour_shift", 0.0))
-    sides = (points[cal.scale].get("added", {}), points[cal.remove_scale].get("removed", {}))
-    return max(float(side.get("colour_shift", 0.0)) for side in sides)
+        return float(points[cal.scale]["colour_shift"])
+    return max(points[cal.scale]["added"]["colour_shift"], points[cal.remove_scale]["removed"]["colour_shift"])
 
 
 def calibration_of(
