@@ -7,6 +7,11 @@ strength times its calibrated scale (models/checkpoint.EditorCalibration). The e
 x + m * (c - x) with a mask that is exactly 0 where nothing changes, so the change pasted
 into the photo, (edit - crop) warped back to the photo's pixels, is 0 there too: the photo
 keeps its own pixels wherever the edit does not act.
+
+A dim photo is lifted before the editor reads it (`exposure_gain`): the editor learnt on faces
+exposed as CelebA's are, and on a face at 0.4 of that light it drew changes that lost the person
+(MODEL_CARD.md). Its change is then brought back down by the same gain, so the answer keeps the
+photo's own light.
 """
 
 from __future__ import annotations
@@ -27,6 +32,21 @@ from worker.pipeline.composite import Region, change_region
 from worker.pipeline.encoded import Encoded, new_id
 from worker.pipeline.errors import InvalidParameter
 from worker.pipeline.images import Photo
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+# A crop whose brightest 1% lies below this luminance is lifted to it. On 150 held-out CelebA faces
+# (the editor's crop) that 99th percentile lies at 176-255 (5th-95th percentiles), on UTKFace's
+# faces of every skin tone at 155-254, on the same faces at 0.4 of their light at 70-102: so a dim
+# photo is lifted and a dark-skinned face, rightly exposed, almost never is (MODEL_CARD.md).
+EXPOSURE_TARGET = 160.0
+MAX_GAIN = 3.0
+
+
+def exposure_gain(crops: np.ndarray) -> np.ndarray:
+    """(B,) float32 gains >= 1 for crops (B, S, S, 3) uint8: how far each dim crop's light is lifted."""
+    lum = crops.reshape(len(crops), -1, 3).astype(np.float32) @ LUMA
+    top = np.percentile(lum, 99, axis=1)
+    return np.clip(EXPOSURE_TARGET / np.maximum(top, 1.0), 1.0, MAX_GAIN).astype(np.float32)
 
 
 class EditNetEngine:
@@ -79,9 +99,14 @@ class EditNetEngine:
 
     def edit(self, crops: np.ndarray, d: Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Aligned crops (B, S, S, 3) uint8 and differences (B, K) -> the edited crops (B, S, S, 3)
-        uint8 and the edit's mask (B, S, S) float32 in [0, 1]."""
-        out = self._batcher.submit("edit", torch.from_numpy(np.ascontiguousarray(crops)), d.float().cpu())
-        return to_uint8(out[:, :3]).numpy(), out[:, 3].numpy()
+        uint8 and the edit's mask (B, S, S) float32 in [0, 1]. A dim crop is edited lifted to the
+        light the editor knows and its change brought back down (`exposure_gain`)."""
+        gain = exposure_gain(crops)[:, None, None, None]
+        lifted = (crops.astype(np.float32) * gain).round().clip(0, 255).astype(np.uint8)
+        out = self._batcher.submit("edit", torch.from_numpy(lifted), d.float().cpu())
+        change = to_uint8(out[:, :3]).numpy().astype(np.float32) - lifted
+        edited = (crops + change / gain).round().clip(0, 255).astype(np.uint8)
+        return edited, out[:, 3].numpy()
 
     @torch.inference_mode()
     def _forward(self, kind: str, data: tuple[Tensor, ...]) -> Tensor:

@@ -58,3 +58,33 @@ def test_the_editor_sends_the_scale_calibrated_for_adding_or_for_taking_away(tmp
         assert engine.difference([("Smiling", -1.0), ("Male", -1.0)]).tolist() == [-1.5, -3.0]
     finally:
         engine.close()
+
+
+def test_a_dim_photo_is_edited_in_the_light_the_editor_knows_and_keeps_its_own(tiny_editor: Path, photos: Path) -> None:
+    from models.checkpoint import load_editor
+    from worker.pipeline.editnet import EditNetEngine, exposure_gain, prepare_photo
+    from worker.pipeline.images import decode_photo
+
+    engine = EditNetEngine(load_editor(tiny_editor), batch_wait_ms=0)
+    try:
+        bright = prepare_photo(engine, decode_photo((photos / "astronaut.png").read_bytes(), 10**7)).aligned
+        assert bright is not None
+        crop = bright.pixels
+        dim = (crop * 0.4).round().astype(np.uint8)  # the same face at 0.4 of its light
+        assert exposure_gain(crop[None])[0] == 1.0  # a face exposed as CelebA's is read as it is
+        gain = float(exposure_gain(dim[None])[0])
+        assert 1.5 < gain <= 3.0
+        d = engine.difference([("Smiling", 3.0)])[None]
+        assert np.array_equal(engine.edit(crop[None], d)[0], engine.edit(crop[None], d)[0])
+        edited_dim = engine.edit(dim[None], d)[0][0].astype(np.float32)
+        lifted = (dim * gain).round().clip(0, 255).astype(np.uint8)
+        edited_lifted = engine.edit(lifted[None], d)[0][0].astype(np.float32)
+        change_lifted = edited_lifted - lifted
+        acts = np.abs(change_lifted).max(2) > 0  # where the editor changes the lifted face (its mouth)
+        assert acts.sum() > 20 and np.abs(change_lifted[acts]).mean() > 3
+        # the dim face gets the lifted face's change there, brought back down to its own light
+        change_dim = edited_dim - dim
+        assert np.abs(change_dim[acts] * gain - change_lifted[acts]).mean() < 0.25 * np.abs(change_lifted[acts]).mean()
+        assert np.abs(change_dim[~acts]).max() <= 1  # and nothing where it does not act
+    finally:
+        engine.close()
