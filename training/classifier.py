@@ -7,7 +7,7 @@ A judge of edits on users' photos must see an attribute on a real face of each s
 read faces as photos give them. So by default each attribute's loss weighs its two sides equally
 (`balanced`: logit 0 is where both are equally likely, not where CelebA's share of glasses puts
 it), and the faces are seen through `photo_view` (training/augment.py): another alignment, a
-softer resampling, dim exposure, no colour. The judge used before both (`--no-balanced
+dim exposure, no colour. The judge used before both (`--no-balanced
 --no-augment`) recognised real glasses on 48% of held-out crops and real smiles in 55% of
 held-out photos (MODEL_CARD.md).
 """

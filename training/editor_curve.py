@@ -294,7 +294,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 SCALES = (0.5, 0.625, 0.75, 0.875, 1.0, 1.5, 2.0, 3.0, 4.0)  # fine below 1: the gate makes 0.5 a half blend
 KEEP_PEOPLE, ENOUGH_REACHED = 0.95, 0.85
-MAX_COLOUR_SHIFT = 10.0  # `colour_shift`'s median for an attribute that is not a colour (COLOUR_ATTRIBUTES)
+# `colour_shift`'s median for an attribute that is not a colour (COLOUR_ATTRIBUTES): every step a sheet
+# showed as a pink-red wash moved it by 8.7 or more (Young at 1.5 of d4 and of v10), every clean step by
+# at most 8.1 (MODEL_CARD.md)
+MAX_COLOUR_SHIFT = 8.5
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""End to end on the bundled editor (checkpoints/editor64, the card's v10): real photos in, each
+"""End to end on the bundled editor (checkpoints/editor64, the card's v11): real photos in, each
 edit confined to its attribute's place, strength 1 what calibration chose."""
 
 from __future__ import annotations

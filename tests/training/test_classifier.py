@@ -27,7 +27,7 @@ def test_photo_view_reads_faces_as_photos_give_them(celeba_half: Path, cache_dir
     torch.manual_seed(0)
     y = photo_view(x)
     assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
-    assert (y - x).abs().mean() > 0.02  # moved and resampled
+    assert (y - x).abs().mean() > 0.02  # moved: another alignment
     grey = (y[:, 0] - y[:, 1]).abs().amax((1, 2)) < 1e-6
     assert 10 <= int(grey.sum()) <= 50  # a seventh of 192 is 27
     dim = (y.mean((1, 2, 3)) + 1) < 0.8 * (x.mean((1, 2, 3)) + 1)
