@@ -74,7 +74,7 @@ def photo_view(x: Tensor) -> Tensor:
     slightly other alignment (the photo's own landmarks: up to 8 degrees, 7% of scale, 2 px at 64),
     and for some faces a dim exposure (x 0.3-1, on a fifth) or no colour at all (a seventh), the
     kinds `compare-photos` makes. Not a softer resampling: a judge fitted on softened faces as well
-    saw real attributes less often on every kind of photo (MODEL_CARD.md)."""
+    was less often right about real faces on every kind of photo (MODEL_CARD.md)."""
     b = x.shape[0]
     dev = x.device
     angle = (torch.rand(b, device=dev) * 2 - 1) * torch.pi * 8 / 180
