@@ -11,7 +11,7 @@ keeps its own pixels wherever the edit does not act.
 A dim photo is lifted before the editor reads it (`exposure_gain`): the editor learnt on faces
 exposed as CelebA's are, and on a face at 0.4 of that light it drew changes that lost the person
 (MODEL_CARD.md). Its change is then brought back down by the same gain, so the answer keeps the
-photo's own light.
+photo's own light. The optimised edit (worker/service/optimized.py) works on the lifted crop too.
 """
 
 from __future__ import annotations
@@ -47,6 +47,18 @@ def exposure_gain(crops: np.ndarray) -> np.ndarray:
     lum = crops.reshape(len(crops), -1, 3).astype(np.float32) @ LUMA
     top = np.percentile(lum, 99, axis=1)
     return np.clip(EXPOSURE_TARGET / np.maximum(top, 1.0), 1.0, MAX_GAIN).astype(np.float32)
+
+
+def lift(pixels: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Crops (B, S, S, 3), uint8 or float, in the light the editor knows: x gain (B,), as uint8."""
+    return (pixels.astype(np.float32) * gain[:, None, None, None]).round().clip(0, 255).astype(np.uint8)
+
+
+def bring_down(crops: np.ndarray, lifted: np.ndarray, edited: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """The crops (B, S, S, 3) uint8 with the change the editor made to their lifted copies, brought
+    back down to their own light: crops + (edited - lifted) / gain."""
+    change = edited.astype(np.float32) - lifted
+    return (crops + change / gain[:, None, None, None]).round().clip(0, 255).astype(np.uint8)
 
 
 class EditNetEngine:
@@ -101,12 +113,10 @@ class EditNetEngine:
         """Aligned crops (B, S, S, 3) uint8 and differences (B, K) -> the edited crops (B, S, S, 3)
         uint8 and the edit's mask (B, S, S) float32 in [0, 1]. A dim crop is edited lifted to the
         light the editor knows and its change brought back down (`exposure_gain`)."""
-        gain = exposure_gain(crops)[:, None, None, None]
-        lifted = (crops.astype(np.float32) * gain).round().clip(0, 255).astype(np.uint8)
+        gain = exposure_gain(crops)
+        lifted = lift(crops, gain)
         out = self._batcher.submit("edit", torch.from_numpy(lifted), d.float().cpu())
-        change = to_uint8(out[:, :3]).numpy().astype(np.float32) - lifted
-        edited = (crops + change / gain).round().clip(0, 255).astype(np.uint8)
-        return edited, out[:, 3].numpy()
+        return bring_down(crops, lifted, to_uint8(out[:, :3]).numpy(), gain), out[:, 3].numpy()
 
     @torch.inference_mode()
     def _forward(self, kind: str, data: tuple[Tensor, ...]) -> Tensor:

@@ -24,7 +24,7 @@ from models.edits import latent_edit
 from models.latent_math import OptimizeOptions, optimize_latent
 from models.pixels import from_uint8, to_uint8
 from worker.pipeline.composite import edited_photo, paste
-from worker.pipeline.editnet import EditNetEngine, pasted_region
+from worker.pipeline.editnet import EditNetEngine, bring_down, exposure_gain, lift, pasted_region
 from worker.pipeline.encoded import Encoded, new_id
 from worker.pipeline.engine import Engine
 from worker.pipeline.engines import AnyEngine
@@ -231,9 +231,11 @@ def editor_optimized_edit(running: Running, store: Store, engine: EditNetEngine,
     if face.aligned is None:
         raise LookupError("the face to edit has no aligned crop")
     strokes = running.persist(lambda: store.get(key("strokes", job_id)))
-    target, weights = _target(face.aligned, strokes)
+    gain = exposure_gain(face.aligned.pixels[None])  # a dim face is edited lifted, as `/edit` does
+    target, weights = _target(face.aligned, strokes, float(gain[0]))
     device = engine.device
-    x = from_uint8(torch.from_numpy(face.aligned.pixels)[None]).to(device)
+    lifted = lift(face.aligned.pixels[None], gain)
+    x = from_uint8(torch.from_numpy(lifted)).to(device)
     edit = EditAsGenerator(engine.model.G, x)
     opts = OptimizeOptions(steps=p.steps, lr=p.lr, lambda1=p.lambda1, lambda2=p.lambda2)
     z0 = edit.start(engine.difference(p.edits)[None].to(device))
@@ -242,7 +244,7 @@ def editor_optimized_edit(running: Running, store: Store, engine: EditNetEngine,
         lambda step, total, _objective: running.progress(step, total),
     )  # fmt: skip
     with torch.no_grad():
-        edited = to_uint8(edit(z_opt)).cpu().numpy()[0]
+        edited = bring_down(face.aligned.pixels[None], lifted, to_uint8(edit(z_opt)).cpu().numpy(), gain)[0]
     if face.photo is None:
         return png_bytes(edited)
     return encode_like(paste(face.photo.pixels, pasted_region(face, edited)), face.photo)[0]
@@ -260,9 +262,10 @@ def _face(running: Running, store: Store, latent_id: str, decode: Callable[[byte
 OUTSIDE_STROKES = 0.1  # weight of the rest of the face when strokes are painted: stay the user's
 
 
-def _target(aligned: Aligned, strokes_png: bytes | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _target(aligned: Aligned, strokes_png: bytes | None, gain: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The pixel target (1, 3, S, S) in [-1, 1] and its weights (1, 1, S, S): the face itself,
-    or with brush strokes (iGAN) painted over it, weighted fully where painted."""
+    or with brush strokes (iGAN) painted over it, weighted fully where painted; lifted by `gain`
+    (the editor's `exposure_gain`: what the user painted on a dim face is lifted with it)."""
     rgb = aligned.pixels.astype(np.float32)
     weights = aligned.valid.astype(np.float32)  # padding outside the photo does not count
     if strokes_png is not None:
@@ -270,4 +273,5 @@ def _target(aligned: Aligned, strokes_png: bytes | None) -> tuple[torch.Tensor, 
         painted = rgba[..., 3:] / 255
         rgb = (rgb * (1 - painted) + rgba[..., :3] * painted).astype(np.float32)
         weights = np.maximum(weights * OUTSIDE_STROKES, painted[..., 0]).astype(np.float32)
+    rgb = lift(rgb[None], np.array([gain], np.float32))[0]
     return from_uint8(torch.from_numpy(rgb)[None]), torch.from_numpy(weights)[None, None]

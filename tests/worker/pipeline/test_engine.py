@@ -88,3 +88,22 @@ def test_a_dim_photo_is_edited_in_the_light_the_editor_knows_and_keeps_its_own(t
         assert np.abs(change_dim[~acts]).max() <= 1  # and nothing where it does not act
     finally:
         engine.close()
+
+
+def test_what_is_lifted_comes_back_down_and_a_brushed_target_is_lifted_with_its_face() -> None:
+    from worker.pipeline.editnet import bring_down, exposure_gain, lift
+    from worker.pipeline.faces import Aligned
+    from worker.service.optimized import _target
+
+    rng = np.random.default_rng(0)
+    crops = (rng.random((3, 16, 16, 3)) * 100).astype(np.uint8)  # dim: brightest 1% below 100
+    gain = exposure_gain(crops)
+    assert (gain > 1.5).all()
+    lifted = lift(crops, gain)
+    assert np.array_equal(bring_down(crops, lifted, lifted, gain), crops)  # no change: the photo itself
+    brighter = np.minimum(lifted.astype(int) + 30, 255).astype(np.uint8)
+    down = bring_down(crops, lifted, brighter, gain).astype(int) - crops
+    assert np.abs(down - 30 / gain[:, None, None, None]).max() <= 1  # a change, in the crop's own light
+    aligned = Aligned(crops[0], np.ones((16, 16), bool), np.eye(2, 3))
+    target, _ = _target(aligned, None, float(gain[0]))
+    assert np.abs((target[0].permute(1, 2, 0).numpy() + 1) * 127.5 - lifted[0]).max() < 0.01
