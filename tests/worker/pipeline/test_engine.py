@@ -107,3 +107,14 @@ def test_what_is_lifted_comes_back_down_and_a_brushed_target_is_lifted_with_its_
     aligned = Aligned(crops[0], np.ones((16, 16), bool), np.eye(2, 3))
     target, _ = _target(aligned, None, float(gain[0]))
     assert np.abs((target[0].permute(1, 2, 0).numpy() + 1) * 127.5 - lifted[0]).max() < 0.01
+
+
+def test_the_light_is_read_on_the_photos_own_pixels_not_on_the_fill_beyond_its_edge() -> None:
+    from worker.pipeline.editnet import EXPOSURE_TARGET, exposure_gain
+
+    crop = np.full((1, 32, 32, 3), 255, np.uint8)  # a bright fill beyond the photo's edge...
+    crop[0, :, :16] = 80  # ...beside a dim photo
+    valid = np.zeros((1, 32, 32), bool)
+    valid[0, :, :16] = True
+    assert exposure_gain(crop)[0] == 1.0
+    assert abs(exposure_gain(crop, valid)[0] - EXPOSURE_TARGET / 80) < 1e-4
