@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+LUMA = (0.299, 0.587, 0.114)  # a pixel's luminance from R, G, B (ITU-R BT.601): grey, and how bright
+
 
 def from_uint8(images: Tensor) -> Tensor:
     """uint8 (or float 0-255) images (B, S, S, 3) -> float32 (B, 3, S, S) in [-1, 1]."""

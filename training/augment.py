@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from models.pixels import LUMA
+
 
 def _color(x: Tensor) -> Tensor:
     b = x.shape[0]
@@ -86,6 +88,6 @@ def photo_view(x: Tensor) -> Tensor:
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     dim = torch.where(torch.rand(b, device=dev) < 0.2, 0.3 + 0.7 * torch.rand(b, device=dev), 1.0)
     x = (x + 1) * dim[:, None, None, None] - 1
-    grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev)[:, None, None]).sum(1, keepdim=True)
+    grey = (x * torch.tensor(LUMA, device=dev)[:, None, None]).sum(1, keepdim=True)
     x = torch.where((torch.rand(b, device=dev) < 1 / 7)[:, None, None, None], grey.expand_as(x), x)
     return x.clamp(-1, 1).contiguous()

@@ -20,6 +20,7 @@ import torch
 
 from models.areas import HEAD, Area, change_mask
 from models.geometry import FaceGeometry
+from models.pixels import LUMA
 from worker.pipeline.encoded import Encoded
 from worker.pipeline.engine import Engine
 from worker.pipeline.faces import Aligned
@@ -115,7 +116,7 @@ def change_region(
     back = cv2.warpAffine(weighted, inv_roi, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
     change = back[..., :3]
     if grayscale:
-        change = np.repeat(change @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(change.shape)
+        change = np.repeat(change @ np.array(LUMA, np.float32), 3).reshape(change.shape)
     roi = photo[y0:y1, x0:x1].astype(np.float32) + change
     return Region((x0, y0, x1, y1), roi.round().clip(0, 255).astype(np.uint8))
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from models.checkpoint import EditorModel, load_editor
 from models.editnet import regions_of
 from models.geometry import FaceGeometry
-from models.pixels import from_uint8, to_uint8
+from models.pixels import LUMA, from_uint8, to_uint8
 from worker.pipeline import faces
 from worker.pipeline.batcher import Batcher
 from worker.pipeline.composite import Region, change_region
@@ -33,7 +33,6 @@ from worker.pipeline.encoded import Encoded, new_id
 from worker.pipeline.errors import InvalidParameter
 from worker.pipeline.images import Photo
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 # A crop whose brightest 1% (of the photo's own pixels) lies below this luminance is lifted to it. On
 # 150 held-out CelebA faces (the editor's crop) that 99th percentile lies at 176-255 (5th-95th
 # percentiles), on UTKFace's faces of every skin tone at 155-254, on the same CelebA faces at 0.4 of
@@ -47,11 +46,9 @@ def exposure_gain(crops: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
     """(B,) float32 gains >= 1 for crops (B, S, S, 3) uint8: how far each dim crop's light is lifted,
     read from its pixels that came from the photo where `valid` (B, S, S) says which (the fill
     beyond a photo's edge is not the photo's light)."""
-    lum = crops.astype(np.float32) @ LUMA
-    top = np.array([
-        np.percentile(v[m] if m is not None and m.any() else v, 99)
-        for v, m in zip(lum, valid if valid is not None else [None] * len(lum), strict=True)
-    ])  # fmt: skip
+    lum = crops.astype(np.float32) @ np.array(LUMA, np.float32)
+    valid = np.ones(lum.shape, bool) if valid is None else valid
+    top = np.array([np.percentile(v[m] if m.any() else v, 99) for v, m in zip(lum, valid, strict=True)])
     return np.clip(EXPOSURE_TARGET / np.maximum(top, 1.0), 1.0, MAX_GAIN).astype(np.float32)
 
 

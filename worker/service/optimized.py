@@ -231,9 +231,8 @@ def editor_optimized_edit(running: Running, store: Store, engine: EditNetEngine,
     if face.aligned is None:
         raise LookupError("the face to edit has no aligned crop")
     strokes = running.persist(lambda: store.get(key("strokes", job_id)))
-    gain = exposure_gain(
-        face.aligned.pixels[None], face.aligned.valid[None]
-    )  # a dim face is edited lifted, as `/edit` does
+    # a dim face is edited lifted, as `/edit` does
+    gain = exposure_gain(face.aligned.pixels[None], face.aligned.valid[None])
     target, weights = _target(face.aligned, strokes, float(gain[0]))
     device = engine.device
     lifted = lift(face.aligned.pixels[None], gain)
